@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { REJECT_REASONS } from './events.js';
+
+/** The contract's state names. */
+export const STATE_NAMES = [
+  'ringing',
+  'rejecting',
+  'rejected',
+  'answered',
+  'timedOut',
+  'ended',
+  'failed',
+] as const;
+
+const StateName = z.enum(STATE_NAMES);
+
+/** One state change (or refused command) of one call, on `call.lifecycle.<callId>`. */
+export const LifecycleRecord = z.object({
+  callId: z.string(),
+  state: StateName,
+  previous: StateName.nullable(),
+  /** The service's time of the transition (the simulated time in a replay), ISO-8601. */
+  at: z.iso.datetime({ offset: true }),
+  reason: z.enum(REJECT_REASONS).optional(),
+  attempts: z.number().int().nonnegative().optional(),
+  error: z.string().optional(),
+  refused: z.object({ type: z.string(), why: z.string() }).optional(),
+});
+export type LifecycleRecord = z.infer<typeof LifecycleRecord>;
+
+/** One message that could not be used, on `call.invalid`. */
+export const InvalidRecord = z.object({
+  subject: z.string(),
+  /** Names the field and the rule it broke. */
+  error: z.string(),
+  /** The original message text, or base64 when it is not UTF-8. */
+  payload: z.string(),
+  at: z.iso.datetime({ offset: true }),
+});
+export type InvalidRecord = z.infer<typeof InvalidRecord>;

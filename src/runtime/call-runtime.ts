@@ -1,0 +1,319 @@
+import {
+  type Actor,
+  type AnyActorRef,
+  createActor,
+  fromCallback,
+  fromPromise,
+  type InspectionEvent,
+  type Observer,
+  type Snapshot,
+} from 'xstate';
+import { callMachine, type FinalStateName, whyRefused } from '../../machines/call.machine.js';
+import type {
+  CallEvent,
+  CallStateName,
+  RejectOutcome,
+  RejectRequest,
+} from '../../machines/types.js';
+import type { CallEnvelope } from '../contract/events.js';
+import type { LifecycleRecord } from '../contract/records.js';
+import type { Clock } from './clock.js';
+import type { CallControl, RecordSink, RuntimeLog } from './ports.js';
+import { createScheduler, type Scheduler } from './scheduler.js';
+
+/** What the runtime did with one delivered event. */
+export type Delivery = 'applied' | 'refused' | 'held' | 'duplicate' | 'ignoredFinal' | 'ignored';
+
+/** Timer payloads: one heap holds every call's deadline and back-off. */
+export type TimerTask =
+  | { readonly kind: 'deadline' | 'retry' | 'hold'; readonly callId: string }
+  | { readonly kind: 'callback'; readonly run: () => void };
+
+type CallActor = Actor<typeof callMachine>;
+
+interface Slot {
+  actor: CallActor;
+  /** The state of the last lifecycle record; `null` before the first. */
+  state: CallStateName | null;
+}
+
+interface Held {
+  readonly envelope: CallEnvelope;
+  readonly expiresAt: number;
+}
+
+export interface CallRuntimeOptions {
+  readonly clock: Clock;
+  /** The answer window (ms). */
+  readonly windowMs: number;
+  readonly control: CallControl;
+  readonly sink: RecordSink;
+  readonly log?: RuntimeLog;
+  /** Receives every actor's inspection events (the Stately inspector). */
+  readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+export interface CallRuntime {
+  /** Route one valid event to its call. Synchronous; a reject request runs on. */
+  deliver(envelope: CallEnvelope): Delivery;
+  /** The earliest-deadline-first timer shared by all calls. */
+  readonly scheduler: Scheduler<TimerTask>;
+  /** Live (non-final) calls. */
+  readonly liveCount: number;
+  /** Reject requests started and not yet settled. */
+  readonly inFlight: number;
+  /** The state of a call: live, final, or unknown (`undefined`). */
+  stateOf(callId: string): CallStateName | undefined;
+  /** Stop every actor and the timer. */
+  stop(): void;
+}
+
+const NO_LOG: RuntimeLog = { warn: () => {}, error: () => {} };
+
+/**
+ * The per-call host: one xstate actor per live call in a map, a buffer for
+ * events that arrive before their call, tombstones for final calls, and one
+ * scheduler for every deadline and back-off. It owns no I/O of its own: Graph
+ * is reached through `control` and records leave through `sink`.
+ *
+ * All call actors share one actor system (one clock, one inspector) through a
+ * root registry actor passed as their `parent`; they are not invoked or
+ * spawned, so no parent snapshot holds them.
+ */
+export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
+  const { clock, windowMs, control, sink } = options;
+  const log = options.log ?? NO_LOG;
+  const slots = new Map<string, Slot>();
+  const finals = new Map<string, FinalStateName>();
+  const held = new Map<string, Held[]>();
+  let inFlight = 0;
+  let refusedNow = false;
+
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  const scheduler = createScheduler<TimerTask>({
+    clock,
+    onDue: (task) => {
+      if (task.kind === 'callback') task.run();
+      else if (task.kind === 'hold') expireHeld(task.callId);
+      else
+        send(task.callId, {
+          type: task.kind === 'deadline' ? 'window.closed' : 'retry.due',
+          now: clock.now(),
+        });
+    },
+  });
+
+  const machine = callMachine.provide({
+    actors: {
+      rejectCall: fromPromise<RejectOutcome, RejectRequest>(async ({ input, signal }) => {
+        inFlight++;
+        try {
+          const outcome = await control.reject(input, signal);
+          return { ...outcome, at: clock.now() };
+        } finally {
+          inFlight--;
+        }
+      }),
+    },
+    actions: {
+      publishLifecycle: ({ context }, { state }) => {
+        const slot = slots.get(context.callId);
+        const previous = slot?.state ?? null;
+        if (slot) slot.state = state;
+        sink.lifecycle({
+          callId: context.callId,
+          state,
+          previous,
+          at: iso(clock.now()),
+          ...(context.reason !== null && { reason: context.reason, attempts: context.attempts }),
+          ...(context.error !== null &&
+            (state === 'failed' || state === 'ended') && {
+              error: context.error,
+            }),
+        });
+      },
+      publishRefusal: ({ context, event }, { why }) => {
+        const state = slots.get(context.callId)?.state ?? 'ringing';
+        refusedNow = true;
+        sink.lifecycle(refusal(context.callId, state, event.type, why, context));
+      },
+      scheduleRetry: ({ context }) => {
+        if (context.retryAt !== null) {
+          scheduler.schedule(context.retryAt, { kind: 'retry', callId: context.callId });
+        }
+      },
+    },
+  });
+
+  const root: AnyActorRef = createActor(
+    fromCallback(({ receive }) => {
+      receive((event) => {
+        if (event.type.startsWith('xstate.error.actor.')) {
+          log.error({ event }, 'call actor failed');
+        }
+      });
+    }),
+    { clock, ...(options.inspect && { inspect: options.inspect }) },
+  );
+  root.start();
+
+  function refusal(
+    callId: string,
+    state: CallStateName,
+    type: string,
+    why: string,
+    context?: { reason: LifecycleRecord['reason'] | null; attempts: number },
+  ): LifecycleRecord {
+    return {
+      callId,
+      state,
+      previous: state,
+      at: iso(clock.now()),
+      ...(context?.reason != null && { reason: context.reason, attempts: context.attempts }),
+      error: `${type} refused: ${why}`,
+      refused: { type, why },
+    };
+  }
+
+  function send(callId: string, event: CallEvent): void {
+    const slot = slots.get(callId);
+    if (!slot) return;
+    slot.actor.send(event);
+    settleIfFinal(callId, slot);
+  }
+
+  function settleIfFinal(callId: string, slot: Slot): void {
+    const snapshot = slot.actor.getSnapshot();
+    if (snapshot.status !== 'done') return;
+    slots.delete(callId);
+    finals.set(callId, snapshot.value as FinalStateName);
+  }
+
+  function start(envelope: CallEnvelope & { type: 'call.incoming' }): void {
+    const now = clock.now();
+    const actor = createActor(machine, {
+      id: envelope.callId,
+      parent: root,
+      input: { callId: envelope.callId, at: envelope.at, now, windowMs },
+    });
+    const slot: Slot = { actor, state: null };
+    slots.set(envelope.callId, slot);
+    actor.start();
+    scheduler.schedule(actor.getSnapshot().context.deadline, {
+      kind: 'deadline',
+      callId: envelope.callId,
+    });
+    const early = held.get(envelope.callId);
+    if (early) {
+      held.delete(envelope.callId);
+      for (const item of early) {
+        if (item.expiresAt > now) deliver(item.envelope);
+      }
+    }
+  }
+
+  function toMachineEvent(envelope: CallEnvelope, now: number): CallEvent | undefined {
+    switch (envelope.type) {
+      case 'call.reject':
+        return {
+          type: 'call.reject',
+          now,
+          reason: envelope.reason,
+          callbackUri: envelope.callbackUri,
+        };
+      case 'call.answered':
+        return { type: 'call.answered', now };
+      case 'call.terminated':
+        return {
+          type: 'call.terminated',
+          now,
+          code: envelope.code,
+          subcode: envelope.subcode,
+          message: envelope.message,
+        };
+      default:
+        return undefined;
+    }
+  }
+
+  function hold(envelope: CallEnvelope): void {
+    const now = clock.now();
+    const expiresAt = Math.min(envelope.at, now) + windowMs;
+    const list = held.get(envelope.callId);
+    if (list) list.push({ envelope, expiresAt });
+    else held.set(envelope.callId, [{ envelope, expiresAt }]);
+    scheduler.schedule(expiresAt, { kind: 'hold', callId: envelope.callId });
+  }
+
+  function expireHeld(callId: string): void {
+    const list = held.get(callId);
+    if (!list) return;
+    const now = clock.now();
+    const kept = list.filter((item) => item.expiresAt > now);
+    for (const item of list) {
+      if (item.expiresAt <= now) {
+        log.warn(
+          { callId, type: item.envelope.type },
+          'dropped an event for a call that never came',
+        );
+      }
+    }
+    if (kept.length > 0) held.set(callId, kept);
+    else held.delete(callId);
+  }
+
+  function deliver(envelope: CallEnvelope): Delivery {
+    const { callId } = envelope;
+    const final = finals.get(callId);
+    if (final) {
+      if (envelope.type !== 'call.reject') return 'ignoredFinal';
+      sink.lifecycle(refusal(callId, final, envelope.type, whyRefused(final)));
+      return 'refused';
+    }
+    const slot = slots.get(callId);
+    if (envelope.type === 'call.incoming') {
+      if (slot) return 'duplicate';
+      start(envelope);
+      return 'applied';
+    }
+    if (!slot) {
+      hold(envelope);
+      return 'held';
+    }
+    const event = toMachineEvent(envelope, clock.now());
+    if (!event) return 'ignored';
+    const before = slot.actor.getSnapshot();
+    refusedNow = false;
+    slot.actor.send(event);
+    settleIfFinal(callId, slot);
+    if (refusedNow) return 'refused';
+    return slot.actor.getSnapshot() === before ? 'ignored' : 'applied';
+  }
+
+  return {
+    deliver,
+    scheduler,
+    get liveCount() {
+      return slots.size;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    stateOf(callId) {
+      const slot = slots.get(callId);
+      if (slot) return stateName(slot.actor.getSnapshot());
+      return finals.get(callId);
+    },
+    stop() {
+      scheduler.stop();
+      for (const slot of slots.values()) slot.actor.stop();
+      root.stop();
+    },
+  };
+}
+
+function stateName(snapshot: Snapshot<unknown> & { value?: unknown }): CallStateName {
+  const value = snapshot.value;
+  return (typeof value === 'string' ? value : Object.keys(value as object)[0]) as CallStateName;
+}

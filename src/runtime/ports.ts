@@ -1,0 +1,22 @@
+import type { RejectOutcome, RejectRequest } from '../../machines/types.js';
+import type { LifecycleRecord } from '../contract/records.js';
+
+/**
+ * Graph's call control, as the runtime needs it. An implementation reports
+ * every HTTP outcome as data (it does not throw for 4xx/5xx or network
+ * errors) and never starts a request at or after `request.deadline`.
+ */
+export interface CallControl {
+  reject(request: RejectRequest, signal: AbortSignal): Promise<Omit<RejectOutcome, 'at'>>;
+}
+
+/** Where lifecycle records go: NATS in the service, a table in a replay. */
+export interface RecordSink {
+  lifecycle(record: LifecycleRecord): void;
+}
+
+/** The slice of a pino logger the runtime uses. */
+export interface RuntimeLog {
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
