@@ -76,8 +76,8 @@ function isPresent(value: unknown): boolean {
  *   },
  *   Date.parse('2026-11-27T09:00:00Z'),
  * );
- * // { ok: true, batch: { ignored: 0, invalid: [], events: [{ type: 'call.terminated',
- * //   callId: '2f1a1100-726e-4c1e-b6f2-a1b2c3d4e5f6', at: 1795770000000, code: '0', subcode: '540000' }] } }
+ * // { ok: true, batch: { events: [{ type: 'call.terminated', callId: '2f1a1100-726e-4c1e-b6f2-a1b2c3d4e5f6',
+ * //   at: 1795770000000, code: '0', subcode: '540000' }], invalid: [], ignored: 0 } }
  */
 export function translateNotifications(payload: unknown, at: number): TranslateResult {
   const atIso = isoTime(at);

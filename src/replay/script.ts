@@ -70,6 +70,10 @@ export class ScriptedGraph implements CallControl {
     this.runtime = runtime;
   }
 
+  hasReady(): boolean {
+    return this.ready > 0;
+  }
+
   /** True when an answer was handed back since the last call: flush microtasks so the actor sees it. */
   takeReady(): boolean {
     const was = this.ready > 0;

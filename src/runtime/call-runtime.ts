@@ -8,8 +8,14 @@ import {
   type Observer,
   type Snapshot,
 } from 'xstate';
-import { callMachine, type FinalStateName, whyRefused } from '../../machines/call.machine.js';
+import {
+  callMachine,
+  FINAL_STATES,
+  type FinalStateName,
+  whyRefused,
+} from '../../machines/call.machine.js';
 import type {
+  CallContext,
   CallEvent,
   CallStateName,
   RejectOutcome,
@@ -30,6 +36,9 @@ export type TimerTask =
   | { readonly kind: 'callback'; readonly run: () => void };
 
 type CallActor = Actor<typeof callMachine>;
+
+/** What {@link CallRuntime.persist} returns: xstate's persisted snapshot of one call. */
+export type PersistedCall = Snapshot<unknown> & { readonly context: CallContext };
 
 interface Slot {
   actor: CallActor;
@@ -62,11 +71,22 @@ export interface CallRuntime {
   readonly liveCount: number;
   /** Reject requests started and not yet settled. */
   readonly inFlight: number;
+  /** A live call's persisted snapshot (JSON-safe), for a snapshot store. */
+  persist(callId: string): PersistedCall | undefined;
+  /**
+   * Bring back a call persisted by {@link persist}: its deadline and back-off
+   * are re-armed from context alone (xstate keeps no pending timers in a
+   * snapshot, statelyai/xstate#4860), and a request that was in flight is sent
+   * again with its outcome counted as unknown.
+   */
+  restore(snapshot: PersistedCall): void;
   /** The state of a call: live, final, or unknown (`undefined`). */
   stateOf(callId: string): CallStateName | undefined;
-  /** Stop every actor and the timer. */
+  /** Disarm the timer and drop every call; outcomes that settle later publish nothing. */
   stop(): void;
 }
+
+const FINAL = new Set<CallStateName>(FINAL_STATES);
 
 const NO_LOG: RuntimeLog = { warn: () => {}, error: () => {} };
 
@@ -88,6 +108,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   const held = new Map<string, Held[]>();
   let inFlight = 0;
   let refusedNow = false;
+  let stopped = false;
 
   const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -118,9 +139,15 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     },
     actions: {
       publishLifecycle: ({ context }, { state }) => {
+        if (stopped) return;
         const slot = slots.get(context.callId);
         const previous = slot?.state ?? null;
         if (slot) slot.state = state;
+        if (FINAL.has(state)) {
+          // The actor stops itself at the end of this step; keep only a tombstone.
+          slots.delete(context.callId);
+          finals.set(context.callId, state as FinalStateName);
+        }
         sink.lifecycle({
           callId: context.callId,
           state,
@@ -134,6 +161,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         });
       },
       publishRefusal: ({ context, event }, { why }) => {
+        if (stopped) return;
         const state = slots.get(context.callId)?.state ?? 'ringing';
         refusedNow = true;
         sink.lifecycle(refusal(context.callId, state, event.type, why, context));
@@ -180,14 +208,6 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     const slot = slots.get(callId);
     if (!slot) return;
     slot.actor.send(event);
-    settleIfFinal(callId, slot);
-  }
-
-  function settleIfFinal(callId: string, slot: Slot): void {
-    const snapshot = slot.actor.getSnapshot();
-    if (snapshot.status !== 'done') return;
-    slots.delete(callId);
-    finals.set(callId, snapshot.value as FinalStateName);
   }
 
   function start(envelope: CallEnvelope & { type: 'call.incoming' }): void {
@@ -264,6 +284,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   }
 
   function deliver(envelope: CallEnvelope): Delivery {
+    if (stopped) throw new Error('the call runtime was stopped');
     const { callId } = envelope;
     const final = finals.get(callId);
     if (final) {
@@ -286,7 +307,6 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     const before = slot.actor.getSnapshot();
     refusedNow = false;
     slot.actor.send(event);
-    settleIfFinal(callId, slot);
     if (refusedNow) return 'refused';
     return slot.actor.getSnapshot() === before ? 'ignored' : 'applied';
   }
@@ -300,14 +320,39 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     get inFlight() {
       return inFlight;
     },
+    persist(callId) {
+      return slots.get(callId)?.actor.getPersistedSnapshot() as PersistedCall | undefined;
+    },
+    restore(persisted) {
+      const { callId, deadline, retryAt } = persisted.context;
+      const actor = createActor(machine, {
+        id: callId,
+        snapshot: persisted,
+        parent: root,
+        // Ignored when a snapshot is given; the machine's input type requires one.
+        input: { callId, at: deadline - windowMs, now: clock.now(), windowMs },
+      });
+      const snapshot = actor.getSnapshot();
+      slots.set(callId, { actor, state: stateName(snapshot) });
+      actor.start();
+      if (snapshot.matches({ rejecting: 'sending' })) {
+        actor.send({ type: 'call.recovered', now: clock.now() });
+      }
+      scheduler.schedule(deadline, { kind: 'deadline', callId });
+      if (retryAt !== null) scheduler.schedule(retryAt, { kind: 'retry', callId });
+    },
     stateOf(callId) {
       const slot = slots.get(callId);
       if (slot) return stateName(slot.actor.getSnapshot());
       return finals.get(callId);
     },
     stop() {
+      // Call actors share the root's system but are not its children: xstate
+      // stops only root actors directly, so the runtime detaches them instead.
+      stopped = true;
       scheduler.stop();
-      for (const slot of slots.values()) slot.actor.stop();
+      slots.clear();
+      held.clear();
       root.stop();
     },
   };

@@ -1,0 +1,70 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SimulatedClock } from 'xstate';
+import type { CallEnvelope } from '../src/contract/events.js';
+import { generateTraffic } from '../src/replay/generate.js';
+import { replayFile } from '../src/replay/replay.js';
+import { createCallRuntime } from '../src/runtime/call-runtime.js';
+
+const CALLS = 100_000;
+const WINDOW_MS = 15_000;
+
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (!collect) throw new Error('run with node --expose-gc (npm run bench does)');
+  collect();
+  collect();
+}
+
+/** Replays a generated 100,000-call mixed log from a file, as `callgate replay` does. */
+export async function replayRate(): Promise<Record<string, string | number>> {
+  const traffic = generateTraffic({ calls: CALLS, seed: 2026 });
+  const dir = mkdtempSync(join(tmpdir(), 'callgate-bench-'));
+  const file = join(dir, 'traffic.jsonl');
+  writeFileSync(file, `${traffic.lines.join('\n')}\n`);
+  try {
+    const started = performance.now();
+    const report = await replayFile(file, { windowMs: WINDOW_MS, keepTransitions: false });
+    const seconds = (performance.now() - started) / 1000;
+    const lost = traffic.calls.filter((c) => report.calls[c.callId]?.state !== c.state).length;
+    return {
+      calls: CALLS,
+      lines: report.lines,
+      seconds: Number(seconds.toFixed(2)),
+      'events/s': Math.round(report.lines / seconds),
+      'calls/s': Math.round(CALLS / seconds),
+      'calls not as planned': lost,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Heap per live ringing call: 100,000 calls delivered and none decided. */
+export function heapPerRingingCall(): Record<string, string | number> {
+  const clock = new SimulatedClock();
+  const start = Date.UTC(2026, 10, 27, 9);
+  clock.set(start);
+  const envelopes: CallEnvelope[] = generateTraffic({ calls: CALLS, seed: 7 }).calls.map(
+    (call) => ({ type: 'call.incoming', callId: call.callId, at: start }),
+  );
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const runtime = createCallRuntime({
+    clock,
+    windowMs: WINDOW_MS,
+    control: { reject: () => Promise.resolve({ status: 202, maybeDelivered: false }) },
+    sink: { lifecycle: () => {} },
+  });
+  for (const envelope of envelopes) runtime.deliver(envelope);
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  const live = runtime.liveCount;
+  runtime.stop();
+  return {
+    'live ringing calls': live,
+    'heap per call (bytes)': Math.round((after - before) / live),
+    'heap total (MB)': Number(((after - before) / 2 ** 20).toFixed(1)),
+  };
+}
