@@ -25,20 +25,27 @@ program
   )
   .argument('<file>', 'JSONL event log')
   .option('--json', 'print one JSON document {"calls": {...}} on stdout')
+  .option('--summary', "print only the table of final states, not each call's transitions")
   .option(
     '--answer-timeout-ms <ms>',
     'the answer window (default: ANSWER_TIMEOUT_MS, else 15000)',
     wholeNumber(100),
   )
-  .action(async (file: string, options: { json?: boolean; answerTimeoutMs?: number }) => {
-    process.exitCode = await runReplay(file, options);
-  });
+  .action(
+    async (
+      file: string,
+      options: { json?: boolean; summary?: boolean; answerTimeoutMs?: number },
+    ) => {
+      process.exitCode = await runReplay(file, options);
+    },
+  );
 
 program
   .command('viz')
   .description('print the machine definition as JSON for the Stately visualiser')
   .option('--mermaid', 'print a Mermaid state diagram instead')
-  .action((options: { mermaid?: boolean }) => {
+  .option('--code', "print createMachine(...) code for Stately's editor (Import from code)")
+  .action((options: { mermaid?: boolean; code?: boolean }) => {
     runViz(options);
   });
 

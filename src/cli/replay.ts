@@ -23,7 +23,7 @@ function windowFrom(option: number | undefined): number {
 /** `callgate replay FILE [--json]`: prints each call's transitions and final state. */
 export async function runReplay(
   file: string,
-  options: { json?: boolean; answerTimeoutMs?: number },
+  options: { json?: boolean; summary?: boolean; answerTimeoutMs?: number },
 ): Promise<number> {
   let windowMs: number;
   let size: number;
@@ -48,7 +48,9 @@ export async function runReplay(
     ...(bar && { onProgress: (bytes: number) => bar.update(Math.min(bytes, size)) }),
   });
   bar?.stop();
-  process.stdout.write(options.json ? `${toJson(report)}\n` : toText(report));
+  process.stdout.write(
+    options.json ? `${toJson(report)}\n` : toText(report, { perCall: !options.summary }),
+  );
   return 0;
 }
 
@@ -56,11 +58,12 @@ function toJson(report: ReplayReport): string {
   return JSON.stringify({ calls: report.calls });
 }
 
-function toText(report: ReplayReport): string {
+function toText(report: ReplayReport, options: { perCall: boolean }): string {
   const lines: string[] = [];
   const counts = new Map<string, number>();
   for (const [callId, call] of Object.entries(report.calls)) {
     counts.set(call.state, (counts.get(call.state) ?? 0) + 1);
+    if (!options.perCall) continue;
     lines.push(`${callId}  ${call.state}  attempts=${call.attempts}`);
     for (const t of call.transitions) {
       const change = t.refused
@@ -76,7 +79,8 @@ function toText(report: ReplayReport): string {
     }
   }
   const total = Object.keys(report.calls).length;
-  lines.push('', 'final state   calls');
+  if (lines.length > 0) lines.push('');
+  lines.push('final state   calls');
   for (const state of STATE_NAMES) {
     const n = counts.get(state) ?? 0;
     if (n > 0) lines.push(`${state.padEnd(12)}  ${String(n).padStart(5)}`);

@@ -118,12 +118,9 @@ export class ScriptedGraph implements CallControl {
     }
     const scheduler = this.runtime.scheduler;
     return new Promise<typeof outcome>((resolve) => {
-      scheduler.schedule(startedAt + latency, {
-        kind: 'callback',
-        run: () => {
-          this.ready++;
-          resolve(outcome);
-        },
+      scheduler.schedule(startedAt + latency, 'callback', () => {
+        this.ready++;
+        resolve(outcome);
       });
     });
   }

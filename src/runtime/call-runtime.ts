@@ -30,21 +30,18 @@ import { createScheduler, type Scheduler } from './scheduler.js';
 /** What the runtime did with one delivered event. */
 export type Delivery = 'applied' | 'refused' | 'held' | 'duplicate' | 'ignoredFinal' | 'ignored';
 
-/** Timer payloads: one heap holds every call's deadline and back-off. */
-export type TimerTask =
-  | { readonly kind: 'deadline' | 'retry' | 'hold'; readonly callId: string }
-  | { readonly kind: 'callback'; readonly run: () => void };
+/**
+ * What a timer is for: one heap holds every call's deadline and back-off,
+ * the expiry of early events, and (in replays) simulated request latency.
+ */
+export type TimerKind = 'deadline' | 'retry' | 'hold' | 'callback';
+/** A call id, or for `callback` the function to run. */
+export type TimerValue = string | (() => void);
 
 type CallActor = Actor<typeof callMachine>;
 
 /** What {@link CallRuntime.persist} returns: xstate's persisted snapshot of one call. */
 export type PersistedCall = Snapshot<unknown> & { readonly context: CallContext };
-
-interface Slot {
-  actor: CallActor;
-  /** The state of the last lifecycle record; `null` before the first. */
-  state: CallStateName | null;
-}
 
 interface Held {
   readonly envelope: CallEnvelope;
@@ -66,7 +63,7 @@ export interface CallRuntime {
   /** Route one valid event to its call. Synchronous; a reject request runs on. */
   deliver(envelope: CallEnvelope): Delivery;
   /** The earliest-deadline-first timer shared by all calls. */
-  readonly scheduler: Scheduler<TimerTask>;
+  readonly scheduler: Scheduler<TimerKind, TimerValue>;
   /** Live (non-final) calls. */
   readonly liveCount: number;
   /** Reject requests started and not yet settled. */
@@ -103,7 +100,7 @@ const NO_LOG: RuntimeLog = { warn: () => {}, error: () => {} };
 export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   const { clock, windowMs, control, sink } = options;
   const log = options.log ?? NO_LOG;
-  const slots = new Map<string, Slot>();
+  const actors = new Map<string, CallActor>();
   const finals = new Map<string, FinalStateName>();
   const held = new Map<string, Held[]>();
   let inFlight = 0;
@@ -112,16 +109,15 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
 
   const iso = (ms: number) => new Date(ms).toISOString();
 
-  const scheduler = createScheduler<TimerTask>({
+  const scheduler = createScheduler<TimerKind, TimerValue>({
     clock,
-    onDue: (task) => {
-      if (task.kind === 'callback') task.run();
-      else if (task.kind === 'hold') expireHeld(task.callId);
-      else
-        send(task.callId, {
-          type: task.kind === 'deadline' ? 'window.closed' : 'retry.due',
-          now: clock.now(),
-        });
+    onDue: (kind, value) => {
+      if (typeof value === 'function') value();
+      else if (kind === 'hold') expireHeld(value);
+      else {
+        const type = kind === 'deadline' ? 'window.closed' : 'retry.due';
+        actors.get(value)?.send({ type, now: clock.now() });
+      }
     },
   });
 
@@ -138,14 +134,14 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       }),
     },
     actions: {
-      publishLifecycle: ({ context }, { state }) => {
+      publishLifecycle: ({ context, self }, { state }) => {
         if (stopped) return;
-        const slot = slots.get(context.callId);
-        const previous = slot?.state ?? null;
-        if (slot) slot.state = state;
+        // Actions run before xstate commits the step, so `self` still shows
+        // the state being left; `ringing` is only ever entered first.
+        const previous = state === 'ringing' ? null : stateName(self.getSnapshot());
         if (FINAL.has(state)) {
           // The actor stops itself at the end of this step; keep only a tombstone.
-          slots.delete(context.callId);
+          actors.delete(context.callId);
           finals.set(context.callId, state as FinalStateName);
         }
         sink.lifecycle({
@@ -160,15 +156,15 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
             }),
         });
       },
-      publishRefusal: ({ context, event }, { why }) => {
+      publishRefusal: ({ context, event, self }, { why }) => {
         if (stopped) return;
-        const state = slots.get(context.callId)?.state ?? 'ringing';
+        const state = stateName(self.getSnapshot());
         refusedNow = true;
         sink.lifecycle(refusal(context.callId, state, event.type, why, context));
       },
       scheduleRetry: ({ context }) => {
         if (context.retryAt !== null) {
-          scheduler.schedule(context.retryAt, { kind: 'retry', callId: context.callId });
+          scheduler.schedule(context.retryAt, 'retry', context.callId);
         }
       },
     },
@@ -204,12 +200,6 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     };
   }
 
-  function send(callId: string, event: CallEvent): void {
-    const slot = slots.get(callId);
-    if (!slot) return;
-    slot.actor.send(event);
-  }
-
   function start(envelope: CallEnvelope & { type: 'call.incoming' }): void {
     const now = clock.now();
     const actor = createActor(machine, {
@@ -217,13 +207,9 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       parent: root,
       input: { callId: envelope.callId, at: envelope.at, now, windowMs },
     });
-    const slot: Slot = { actor, state: null };
-    slots.set(envelope.callId, slot);
+    actors.set(envelope.callId, actor);
     actor.start();
-    scheduler.schedule(actor.getSnapshot().context.deadline, {
-      kind: 'deadline',
-      callId: envelope.callId,
-    });
+    scheduler.schedule(actor.getSnapshot().context.deadline, 'deadline', envelope.callId);
     const early = held.get(envelope.callId);
     if (early) {
       held.delete(envelope.callId);
@@ -263,7 +249,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     const list = held.get(envelope.callId);
     if (list) list.push({ envelope, expiresAt });
     else held.set(envelope.callId, [{ envelope, expiresAt }]);
-    scheduler.schedule(expiresAt, { kind: 'hold', callId: envelope.callId });
+    scheduler.schedule(expiresAt, 'hold', envelope.callId);
   }
 
   function expireHeld(callId: string): void {
@@ -292,36 +278,36 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       sink.lifecycle(refusal(callId, final, envelope.type, whyRefused(final)));
       return 'refused';
     }
-    const slot = slots.get(callId);
+    const actor = actors.get(callId);
     if (envelope.type === 'call.incoming') {
-      if (slot) return 'duplicate';
+      if (actor) return 'duplicate';
       start(envelope);
       return 'applied';
     }
-    if (!slot) {
+    if (!actor) {
       hold(envelope);
       return 'held';
     }
     const event = toMachineEvent(envelope, clock.now());
     if (!event) return 'ignored';
-    const before = slot.actor.getSnapshot();
+    const before = actor.getSnapshot();
     refusedNow = false;
-    slot.actor.send(event);
+    actor.send(event);
     if (refusedNow) return 'refused';
-    return slot.actor.getSnapshot() === before ? 'ignored' : 'applied';
+    return actor.getSnapshot() === before ? 'ignored' : 'applied';
   }
 
   return {
     deliver,
     scheduler,
     get liveCount() {
-      return slots.size;
+      return actors.size;
     },
     get inFlight() {
       return inFlight;
     },
     persist(callId) {
-      return slots.get(callId)?.actor.getPersistedSnapshot() as PersistedCall | undefined;
+      return actors.get(callId)?.getPersistedSnapshot() as PersistedCall | undefined;
     },
     restore(persisted) {
       const { callId, deadline, retryAt } = persisted.context;
@@ -333,17 +319,17 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         input: { callId, at: deadline - windowMs, now: clock.now(), windowMs },
       });
       const snapshot = actor.getSnapshot();
-      slots.set(callId, { actor, state: stateName(snapshot) });
+      actors.set(callId, actor);
       actor.start();
       if (snapshot.matches({ rejecting: 'sending' })) {
         actor.send({ type: 'call.recovered', now: clock.now() });
       }
-      scheduler.schedule(deadline, { kind: 'deadline', callId });
-      if (retryAt !== null) scheduler.schedule(retryAt, { kind: 'retry', callId });
+      scheduler.schedule(deadline, 'deadline', callId);
+      if (retryAt !== null) scheduler.schedule(retryAt, 'retry', callId);
     },
     stateOf(callId) {
-      const slot = slots.get(callId);
-      if (slot) return stateName(slot.actor.getSnapshot());
+      const actor = actors.get(callId);
+      if (actor) return stateName(actor.getSnapshot());
       return finals.get(callId);
     },
     stop() {
@@ -351,7 +337,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       // stops only root actors directly, so the runtime detaches them instead.
       stopped = true;
       scheduler.stop();
-      slots.clear();
+      actors.clear();
       held.clear();
       root.stop();
     },

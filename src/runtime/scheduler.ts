@@ -3,15 +3,17 @@ import type { Clock } from './clock.js';
 /**
  * One timer for all calls: a min-heap of due times over a {@link Clock}, with
  * a single clock timer armed for the earliest entry. Entries are never
- * cancelled; whoever receives a due payload checks it is still current (the
+ * cancelled; whoever receives a due entry checks it is still current (the
  * machine's guards compare the event's `now` with the deadline in context).
+ * The heap is kept in parallel arrays: about 32 bytes an entry, no object
+ * per timer.
  *
  * @example
- * const scheduler = createScheduler<string>({ clock, onDue: (callId) => closeWindow(callId) });
- * scheduler.schedule(deadline, callId);
+ * const scheduler = createScheduler<'deadline', string>({ clock, onDue: (kind, callId) => close(callId) });
+ * scheduler.schedule(deadline, 'deadline', callId);
  */
-export interface Scheduler<P> {
-  schedule(at: number, payload: P): void;
+export interface Scheduler<K, V> {
+  schedule(at: number, kind: K, value: V): void;
   /** Due time of the earliest entry, if any. */
   nextAt(): number | undefined;
   /** Deliver every entry due at or before the clock's now, in time order. */
@@ -21,89 +23,105 @@ export interface Scheduler<P> {
   stop(): void;
 }
 
-interface Entry<P> {
-  readonly at: number;
-  readonly seq: number;
-  readonly payload: P;
-}
-
-export function createScheduler<P>(options: {
+export function createScheduler<K, V>(options: {
   clock: Clock;
-  onDue: (payload: P, at: number) => void;
-}): Scheduler<P> {
+  onDue: (kind: K, value: V, at: number) => void;
+}): Scheduler<K, V> {
   const { clock, onDue } = options;
-  const heap: Entry<P>[] = [];
+  const ats: number[] = [];
+  const seqs: number[] = [];
+  const kinds: K[] = [];
+  const values: V[] = [];
   let seq = 0;
   let armedAt = Number.POSITIVE_INFINITY;
   let handle: unknown;
   let stopped = false;
 
-  const before = (a: Entry<P>, b: Entry<P>) => a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  const before = (i: number, j: number) => {
+    const a = ats[i] as number;
+    const b = ats[j] as number;
+    return a < b || (a === b && (seqs[i] as number) < (seqs[j] as number));
+  };
 
-  function push(entry: Entry<P>) {
-    heap.push(entry);
-    let i = heap.length - 1;
+  const swap = (i: number, j: number) => {
+    [ats[i], ats[j]] = [ats[j] as number, ats[i] as number];
+    [seqs[i], seqs[j]] = [seqs[j] as number, seqs[i] as number];
+    [kinds[i], kinds[j]] = [kinds[j] as K, kinds[i] as K];
+    [values[i], values[j]] = [values[j] as V, values[i] as V];
+  };
+
+  function siftUp(start: number) {
+    let i = start;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!before(heap[i] as Entry<P>, heap[parent] as Entry<P>)) break;
-      [heap[i], heap[parent]] = [heap[parent] as Entry<P>, heap[i] as Entry<P>];
+      if (!before(i, parent)) break;
+      swap(i, parent);
       i = parent;
     }
   }
 
-  function pop(): Entry<P> | undefined {
-    const top = heap[0];
-    const last = heap.pop();
-    if (heap.length > 0 && last) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let min = i;
-        if (l < heap.length && before(heap[l] as Entry<P>, heap[min] as Entry<P>)) min = l;
-        if (r < heap.length && before(heap[r] as Entry<P>, heap[min] as Entry<P>)) min = r;
-        if (min === i) break;
-        [heap[i], heap[min]] = [heap[min] as Entry<P>, heap[i] as Entry<P>];
-        i = min;
-      }
+  function siftDown() {
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let min = i;
+      if (l < ats.length && before(l, min)) min = l;
+      if (r < ats.length && before(r, min)) min = r;
+      if (min === i) return;
+      swap(i, min);
+      i = min;
     }
-    return top;
+  }
+
+  function popInto(fire: (kind: K, value: V, at: number) => void) {
+    const at = ats[0] as number;
+    const kind = kinds[0] as K;
+    const value = values[0] as V;
+    const last = ats.length - 1;
+    if (last > 0) swap(0, last);
+    ats.pop();
+    seqs.pop();
+    kinds.pop();
+    values.pop();
+    if (last > 0) siftDown();
+    fire(kind, value, at);
   }
 
   function arm() {
-    const next = heap[0];
-    if (stopped || !next || next.at >= armedAt) return;
+    const next = ats[0];
+    if (stopped || next === undefined || next >= armedAt) return;
     if (handle !== undefined) clock.clearTimeout(handle);
-    armedAt = next.at;
+    armedAt = next;
     handle = clock.setTimeout(
       () => {
         handle = undefined;
         armedAt = Number.POSITIVE_INFINITY;
         fireDue();
       },
-      Math.max(0, next.at - clock.now()),
+      Math.max(0, next - clock.now()),
     );
   }
 
   function fireDue() {
     const now = clock.now();
-    while (heap.length > 0 && (heap[0] as Entry<P>).at <= now) {
-      const entry = pop() as Entry<P>;
-      onDue(entry.payload, entry.at);
-    }
+    while (ats.length > 0 && (ats[0] as number) <= now) popInto(onDue);
     arm();
   }
 
   return {
-    schedule(at, payload) {
-      push({ at, seq: seq++, payload });
+    schedule(at, kind, value) {
+      ats.push(at);
+      seqs.push(seq++);
+      kinds.push(kind);
+      values.push(value);
+      siftUp(ats.length - 1);
       arm();
     },
-    nextAt: () => heap[0]?.at,
+    nextAt: () => ats[0],
     fireDue,
     get size() {
-      return heap.length;
+      return ats.length;
     },
     stop() {
       stopped = true;
