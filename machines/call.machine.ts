@@ -1,4 +1,4 @@
-import { assign, fromPromise, setup } from 'xstate';
+import { and, assign, fromPromise, setup } from 'xstate';
 import { backoffDelay, isRetryableStatus, RETRY_POLICY } from './backoff.js';
 import type {
   CallContext,
@@ -37,9 +37,10 @@ function describeTermination(info: TerminationInfo): string {
 }
 
 function describeOutcome(outcome: RejectOutcome): string {
-  const head = outcome.status === null ? 'no response' : String(outcome.status);
-  const parts = [head, outcome.code, outcome.message].filter(Boolean);
-  return parts.join(' ');
+  if (outcome.status === null) {
+    return outcome.message ? `no response (${outcome.message})` : 'no response';
+  }
+  return [outcome.status, outcome.code, outcome.message].filter(Boolean).join(' ');
 }
 
 function isSuccess(outcome: RejectOutcome): boolean {
@@ -276,12 +277,19 @@ export const callMachine = setup({
               actions: 'assignTermination',
               description: 'Note it, and let the outcome of the request decide.',
             },
-            'window.closed': {
-              guard: 'isWindowClosed',
-              target: '#call.failed',
-              actions: 'assignClosedWhileSending',
-              description: 'No outcome by the deadline.',
-            },
+            'window.closed': [
+              {
+                guard: and(['isWindowClosed', 'wasTerminatedMeanwhile']),
+                target: '#call.ended',
+                description: 'The call ended while the request was in flight, and no outcome came.',
+              },
+              {
+                guard: 'isWindowClosed',
+                target: '#call.failed',
+                actions: 'assignClosedWhileSending',
+                description: 'No outcome by the deadline.',
+              },
+            ],
             'call.recovered': {
               actions: 'assignRecovered',
               description:
@@ -355,7 +363,8 @@ function toGraphError(outcome: RejectOutcome) {
 }
 
 function describeGraphError(error: CallContext['lastError'] & object): string {
-  return [error.status ?? 'no response', error.code, error.message].filter(Boolean).join(' ');
+  if (error.status === null) return `no response (${error.message})`;
+  return [error.status, error.code, error.message].filter(Boolean).join(' ');
 }
 
 function errorText(error: unknown): string {

@@ -90,7 +90,9 @@ export async function replay(
     while (graph.takeReady()) await new Promise((resolve) => setImmediate(resolve));
   };
   /** Move the clock to `target`, firing every timer due on the way at its own time. */
-  const advanceTo = async (target: number) => {
+  const advanceTo = async (at: number) => {
+    // A line that arrives late still sees every timer due up to the clock.
+    const target = Math.max(at, clock.now());
     for (;;) {
       await settle();
       const next = runtime.scheduler.nextAt();
@@ -101,7 +103,8 @@ export async function replay(
     if (target > clock.now()) clock.set(target);
   };
   /** Most lines need no await: nothing to settle and no timer due before them. */
-  const isQuiet = (target: number) => {
+  const isQuiet = (at: number) => {
+    const target = Math.max(at, clock.now());
     const next = runtime.scheduler.nextAt();
     return !graph.hasReady() && (next === undefined || next > target);
   };

@@ -85,6 +85,13 @@ export interface CallRuntime {
 
 const FINAL = new Set<CallStateName>(FINAL_STATES);
 
+/** What is kept of a final call, so late commands are refused with its facts. */
+interface Tombstone {
+  readonly state: FinalStateName;
+  readonly reason: CallContext['reason'];
+  readonly attempts: number;
+}
+
 const NO_LOG: RuntimeLog = { warn: () => {}, error: () => {} };
 
 /**
@@ -101,7 +108,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   const { clock, windowMs, control, sink } = options;
   const log = options.log ?? NO_LOG;
   const actors = new Map<string, CallActor>();
-  const finals = new Map<string, FinalStateName>();
+  const finals = new Map<string, Tombstone>();
   const held = new Map<string, Held[]>();
   let inFlight = 0;
   let refusedNow = false;
@@ -142,7 +149,11 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         if (FINAL.has(state)) {
           // The actor stops itself at the end of this step; keep only a tombstone.
           actors.delete(context.callId);
-          finals.set(context.callId, state as FinalStateName);
+          finals.set(context.callId, {
+            state: state as FinalStateName,
+            reason: context.reason,
+            attempts: context.attempts,
+          });
         }
         sink.lifecycle({
           callId: context.callId,
@@ -209,7 +220,9 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     });
     actors.set(envelope.callId, actor);
     actor.start();
-    scheduler.schedule(actor.getSnapshot().context.deadline, 'deadline', envelope.callId);
+    const { deadline } = actor.getSnapshot().context;
+    if (deadline <= now) actor.send({ type: 'window.closed', now });
+    else scheduler.schedule(deadline, 'deadline', envelope.callId);
     const early = held.get(envelope.callId);
     if (early) {
       held.delete(envelope.callId);
@@ -241,6 +254,17 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       default:
         return undefined;
     }
+  }
+
+  /**
+   * The deadline passed but its timer has not fired yet (it fires on the next
+   * turn, or a replay line arrived late): close the window first, so an event
+   * never lands on a call whose window is already closed.
+   */
+  function closeIfDue(actor: CallActor, now: number): boolean {
+    if (now < actor.getSnapshot().context.deadline) return false;
+    actor.send({ type: 'window.closed', now });
+    return true;
   }
 
   function hold(envelope: CallEnvelope): void {
@@ -275,7 +299,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     const final = finals.get(callId);
     if (final) {
       if (envelope.type !== 'call.reject') return 'ignoredFinal';
-      sink.lifecycle(refusal(callId, final, envelope.type, whyRefused(final)));
+      sink.lifecycle(refusal(callId, final.state, envelope.type, whyRefused(final.state), final));
       return 'refused';
     }
     const actor = actors.get(callId);
@@ -288,8 +312,10 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       hold(envelope);
       return 'held';
     }
-    const event = toMachineEvent(envelope, clock.now());
+    const now = clock.now();
+    const event = toMachineEvent(envelope, now);
     if (!event) return 'ignored';
+    if (closeIfDue(actor, now)) return deliver(envelope);
     const before = actor.getSnapshot();
     refusedNow = false;
     actor.send(event);
@@ -330,7 +356,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     stateOf(callId) {
       const actor = actors.get(callId);
       if (actor) return stateName(actor.getSnapshot());
-      return finals.get(callId);
+      return finals.get(callId)?.state;
     },
     stop() {
       // Call actors share the root's system but are not its children: xstate
