@@ -291,9 +291,11 @@ export const callMachine = setup({
               },
             ],
             'call.recovered': {
+              target: 'sending',
+              reenter: true,
               actions: 'assignRecovered',
               description:
-                'Restored after a crash: the request in flight then is sent again, and its first outcome is unknown.',
+                'Restored after a crash with a request in flight: its outcome is unknown, so send it again.',
             },
           },
         },
@@ -302,7 +304,7 @@ export const callMachine = setup({
           entry: 'scheduleRetry',
           on: {
             'retry.due': {
-              guard: 'isRetryDue',
+              guard: and(['isRetryDue', 'isWindowOpen']),
               target: 'sending',
               actions: 'countAttempt',
               description: 'The back-off has elapsed.',
@@ -364,7 +366,8 @@ function toGraphError(outcome: RejectOutcome) {
 
 function describeGraphError(error: CallContext['lastError'] & object): string {
   if (error.status === null) return `no response (${error.message})`;
-  return [error.status, error.code, error.message].filter(Boolean).join(' ');
+  const message = error.message === `HTTP ${error.status}` ? null : error.message;
+  return [error.status, error.code, message].filter(Boolean).join(' ');
 }
 
 function errorText(error: unknown): string {

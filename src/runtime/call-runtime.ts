@@ -1,8 +1,6 @@
 import {
-  type Actor,
-  type AnyActorRef,
+  Actor,
   createActor,
-  fromCallback,
   fromPromise,
   type InspectionEvent,
   type Observer,
@@ -41,7 +39,11 @@ export type TimerValue = string | (() => void);
 type CallActor = Actor<typeof callMachine>;
 
 /** What {@link CallRuntime.persist} returns: xstate's persisted snapshot of one call. */
-export type PersistedCall = Snapshot<unknown> & { readonly context: CallContext };
+export type PersistedCall = Snapshot<unknown> & {
+  readonly value: unknown;
+  readonly context: CallContext;
+  readonly children?: Readonly<Record<string, unknown>>;
+};
 
 interface Held {
   readonly envelope: CallEnvelope;
@@ -66,6 +68,8 @@ export interface CallRuntime {
   readonly scheduler: Scheduler<TimerKind, TimerValue>;
   /** Live (non-final) calls. */
   readonly liveCount: number;
+  /** Live calls with a running actor (a request in flight); the rest rest as snapshots. */
+  readonly awakeCount: number;
   /** Reject requests started and not yet settled. */
   readonly inFlight: number;
   /** A live call's persisted snapshot (JSON-safe), for a snapshot store. */
@@ -95,24 +99,29 @@ interface Tombstone {
 const NO_LOG: RuntimeLog = { warn: () => {}, error: () => {} };
 
 /**
- * The per-call host: one xstate actor per live call in a map, a buffer for
- * events that arrive before their call, tombstones for final calls, and one
+ * The per-call host: one xstate actor per call, keyed by call id; a buffer for
+ * events that arrive before their call; tombstones for final calls; and one
  * scheduler for every deadline and back-off. It owns no I/O of its own: Graph
  * is reached through `control` and records leave through `sink`.
  *
- * All call actors share one actor system (one clock, one inspector) through a
- * root registry actor passed as their `parent`; they are not invoked or
- * spawned, so no parent snapshot holds them.
+ * A call is a durable keyed actor: while it waits for nothing but an event or
+ * a timer (`ringing`, `rejecting.waiting`) it rests as its persisted snapshot,
+ * and the next event or timer restores its actor, which runs the step and
+ * rests again. Only a call with a reject request in flight keeps a running
+ * actor. A resting call costs a few hundred bytes instead of a few kilobytes,
+ * and resting and restoring after a crash are the same code path.
  */
 export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   const { clock, windowMs, control, sink } = options;
   const log = options.log ?? NO_LOG;
-  const actors = new Map<string, CallActor>();
+  /** Every live call: a running actor, or its persisted snapshot at rest. */
+  const calls = new Map<string, CallActor | PersistedCall>();
   const finals = new Map<string, Tombstone>();
   const held = new Map<string, Held[]>();
   let inFlight = 0;
   let refusedNow = false;
   let stopped = false;
+  let awake = 0;
 
   const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -122,8 +131,11 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       if (typeof value === 'function') value();
       else if (kind === 'hold') expireHeld(value);
       else {
-        const type = kind === 'deadline' ? 'window.closed' : 'retry.due';
-        actors.get(value)?.send({ type, now: clock.now() });
+        const now = clock.now();
+        const actor = wake(value);
+        if (!actor || closeIfDue(actor, now) || kind !== 'retry') return;
+        actor.send({ type: 'retry.due', now });
+        rest(value);
       }
     },
   });
@@ -148,7 +160,8 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         const previous = state === 'ringing' ? null : stateName(self.getSnapshot());
         if (FINAL.has(state)) {
           // The actor stops itself at the end of this step; keep only a tombstone.
-          actors.delete(context.callId);
+          if (calls.get(context.callId) instanceof Actor) awake--;
+          calls.delete(context.callId);
           finals.set(context.callId, {
             state: state as FinalStateName,
             reason: context.reason,
@@ -177,21 +190,43 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         if (context.retryAt !== null) {
           scheduler.schedule(context.retryAt, 'retry', context.callId);
         }
+        // Reached from a request's outcome, outside any delivery: rest once
+        // xstate has committed the step.
+        queueMicrotask(() => rest(context.callId));
       },
     },
   });
 
-  const root: AnyActorRef = createActor(
-    fromCallback(({ receive }) => {
-      receive((event) => {
-        if (event.type.startsWith('xstate.error.actor.')) {
-          log.error({ event }, 'call actor failed');
-        }
-      });
-    }),
-    { clock, ...(options.inspect && { inspect: options.inspect }) },
-  );
-  root.start();
+  function actorOptions(callId: string) {
+    return { id: callId, clock, ...(options.inspect && { inspect: options.inspect }) };
+  }
+
+  /** The call's running actor, restoring it from its snapshot when it rests. */
+  function wake(callId: string): CallActor | undefined {
+    const value = calls.get(callId);
+    if (value === undefined || value instanceof Actor) return value;
+    const actor = createActor(machine, {
+      ...actorOptions(callId),
+      snapshot: value,
+      // Ignored when a snapshot is given; the machine's input type requires one.
+      input: { callId, at: value.context.deadline - windowMs, now: clock.now(), windowMs },
+    });
+    calls.set(callId, actor);
+    awake++;
+    actor.start();
+    return actor;
+  }
+
+  /** Put a call's actor to rest unless a request is in flight or it is final. */
+  function rest(callId: string): void {
+    const actor = calls.get(callId);
+    if (!(actor instanceof Actor)) return;
+    const snapshot = actor.getSnapshot();
+    if (snapshot.status !== 'active' || snapshot.matches({ rejecting: 'sending' })) return;
+    calls.set(callId, actor.getPersistedSnapshot() as PersistedCall);
+    awake--;
+    actor.stop();
+  }
 
   function refusal(
     callId: string,
@@ -214,15 +249,16 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   function start(envelope: CallEnvelope & { type: 'call.incoming' }): void {
     const now = clock.now();
     const actor = createActor(machine, {
-      id: envelope.callId,
-      parent: root,
+      ...actorOptions(envelope.callId),
       input: { callId: envelope.callId, at: envelope.at, now, windowMs },
     });
-    actors.set(envelope.callId, actor);
+    calls.set(envelope.callId, actor);
+    awake++;
     actor.start();
     const { deadline } = actor.getSnapshot().context;
     if (deadline <= now) actor.send({ type: 'window.closed', now });
     else scheduler.schedule(deadline, 'deadline', envelope.callId);
+    rest(envelope.callId);
     const early = held.get(envelope.callId);
     if (early) {
       held.delete(envelope.callId);
@@ -302,72 +338,82 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       sink.lifecycle(refusal(callId, final.state, envelope.type, whyRefused(final.state), final));
       return 'refused';
     }
-    const actor = actors.get(callId);
     if (envelope.type === 'call.incoming') {
-      if (actor) return 'duplicate';
+      if (calls.has(callId)) return 'duplicate';
       start(envelope);
       return 'applied';
     }
+    const now = clock.now();
+    const event = toMachineEvent(envelope, now);
+    const actor = wake(callId);
     if (!actor) {
       hold(envelope);
       return 'held';
     }
-    const now = clock.now();
-    const event = toMachineEvent(envelope, now);
     if (!event) return 'ignored';
     if (closeIfDue(actor, now)) return deliver(envelope);
     const before = actor.getSnapshot();
     refusedNow = false;
     actor.send(event);
+    const after = actor.getSnapshot();
+    rest(callId);
     if (refusedNow) return 'refused';
-    return actor.getSnapshot() === before ? 'ignored' : 'applied';
+    return after === before ? 'ignored' : 'applied';
   }
 
   return {
     deliver,
     scheduler,
     get liveCount() {
-      return actors.size;
+      return calls.size;
+    },
+    get awakeCount() {
+      return awake;
     },
     get inFlight() {
       return inFlight;
     },
     persist(callId) {
-      return actors.get(callId)?.getPersistedSnapshot() as PersistedCall | undefined;
+      const value = calls.get(callId);
+      return value instanceof Actor ? (value.getPersistedSnapshot() as PersistedCall) : value;
     },
     restore(persisted) {
       const { callId, deadline, retryAt } = persisted.context;
-      const actor = createActor(machine, {
-        id: callId,
-        snapshot: persisted,
-        parent: root,
-        // Ignored when a snapshot is given; the machine's input type requires one.
-        input: { callId, at: deadline - windowMs, now: clock.now(), windowMs },
-      });
-      const snapshot = actor.getSnapshot();
-      actors.set(callId, actor);
-      actor.start();
-      if (snapshot.matches({ rejecting: 'sending' })) {
-        actor.send({ type: 'call.recovered', now: clock.now() });
-      }
+      const inFlightAtCrash = isSending(persisted);
+      // The request in flight at the crash died with the process: drop its
+      // child so that `call.recovered` sends it again with fresh input.
+      calls.set(callId, inFlightAtCrash ? { ...persisted, children: {} } : persisted);
       scheduler.schedule(deadline, 'deadline', callId);
       if (retryAt !== null) scheduler.schedule(retryAt, 'retry', callId);
+      if (inFlightAtCrash) {
+        const now = clock.now();
+        const actor = wake(callId);
+        if (actor && !closeIfDue(actor, now)) actor.send({ type: 'call.recovered', now });
+        rest(callId);
+      }
     },
     stateOf(callId) {
-      const actor = actors.get(callId);
-      if (actor) return stateName(actor.getSnapshot());
+      const value = calls.get(callId);
+      if (value) return stateName(value instanceof Actor ? value.getSnapshot() : value);
       return finals.get(callId)?.state;
     },
     stop() {
-      // Call actors share the root's system but are not its children: xstate
-      // stops only root actors directly, so the runtime detaches them instead.
       stopped = true;
       scheduler.stop();
-      actors.clear();
+      for (const value of calls.values()) if (value instanceof Actor) value.stop();
+      calls.clear();
       held.clear();
-      root.stop();
     },
   };
+}
+
+function isSending(snapshot: { value?: unknown }): boolean {
+  const value = snapshot.value;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { rejecting?: unknown }).rejecting === 'sending'
+  );
 }
 
 function stateName(snapshot: Snapshot<unknown> & { value?: unknown }): CallStateName {
