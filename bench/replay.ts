@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SimulatedClock } from 'xstate';
+import { createActor, fromPromise, SimulatedClock } from 'xstate';
+import { callMachine } from '../machines/call.machine.js';
+import type { RejectOutcome, RejectRequest } from '../machines/types.js';
 import type { CallEnvelope } from '../src/contract/events.js';
 import { generateTraffic } from '../src/replay/generate.js';
 import { replayFile } from '../src/replay/replay.js';
@@ -66,5 +68,44 @@ export function heapPerRingingCall(): Record<string, string | number> {
     'live ringing calls': live,
     'heap per call (bytes)': Math.round((after - before) / live),
     'heap total (MB)': Number(((after - before) / 2 ** 20).toFixed(1)),
+  };
+}
+
+/**
+ * What xstate alone costs per call, for comparison: create an actor, send a
+ * reject, let the promise answer 202, reach `rejected` (three events a call).
+ * No parsing, no runtime, no records.
+ */
+export async function xstateFloor(): Promise<Record<string, string | number>> {
+  const calls = 50_000;
+  const clock = new SimulatedClock();
+  const machine = callMachine.provide({
+    actors: {
+      rejectCall: fromPromise<RejectOutcome, RejectRequest>(() =>
+        Promise.resolve({ status: 202, maybeDelivered: false, at: clock.now() }),
+      ),
+    },
+  });
+  const run = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const actor = createActor(machine, {
+        clock,
+        input: { callId: `c${i}`, at: 0, now: 0, windowMs: WINDOW_MS },
+      });
+      actor.start();
+      actor.send({ type: 'call.reject', now: 1, reason: 'busy' });
+      if (i % 1000 === 999) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  await run(5_000);
+  const started = performance.now();
+  await run(calls);
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    'xstate alone: calls': calls,
+    'calls/s': Math.round(calls / seconds),
+    'µs per call': Number(((seconds * 1e6) / calls).toFixed(1)),
+    'events/s at 3 events a call': Math.round((3 * calls) / seconds),
   };
 }

@@ -1,12 +1,12 @@
 import { cpus, totalmem } from 'node:os';
-import { heapPerRingingCall, replayRate } from './replay.js';
+import { heapPerRingingCall, replayRate, xstateFloor } from './replay.js';
 
 /**
  * `npm run bench -- <name>`: prints the machine, then one table per
  * measurement, as Markdown.
  */
 const BENCHES: Record<string, () => Promise<Record<string, string | number>[]>> = {
-  replay: async () => [await replayRate(), heapPerRingingCall()],
+  replay: async () => [await replayRate(), heapPerRingingCall(), await xstateFloor()],
 };
 
 function table(rows: Record<string, string | number>[]): string {

@@ -17,6 +17,8 @@ export interface ReplayOptions {
   readonly onProgress?: (bytes: number) => void;
   /** Keep each call's lifecycle records (default true). */
   readonly keepTransitions?: boolean;
+  /** Keep every delivered event in `deliveries`, in order (default false). */
+  readonly trace?: boolean;
 }
 
 export interface CallOutcome {
@@ -38,8 +40,9 @@ export interface ReplayReport {
   /** Lines read (blank lines excluded). */
   lines: number;
   invalid: number;
-  /** Every reject request the scripted Graph received. */
+  /** Every reject request the scripted Graph received, in order. */
   requests: ScriptedRequest[];
+  /** With `trace`: every delivered event. */
   deliveries: Delivered[];
 }
 
@@ -170,12 +173,13 @@ export async function replay(
     if (isQuiet(envelope.at)) {
       if (envelope.at > clock.now()) clock.set(envelope.at);
     } else await advanceTo(envelope.at);
-    deliveries.push({
-      step: step++,
-      callId: envelope.callId,
-      type: envelope.type,
-      at: clock.now(),
-    });
+    if (options.trace)
+      deliveries.push({
+        step: step++,
+        callId: envelope.callId,
+        type: envelope.type,
+        at: clock.now(),
+      });
     runtime.deliver(envelope);
   }
   options.onProgress?.(bytes);
