@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createActor, fromPromise, SimulatedClock } from 'xstate';
 import { callMachine } from '../machines/call.machine.js';
 import type { RejectOutcome, RejectRequest } from '../machines/types.js';
-import type { CallEnvelope } from '../src/contract/events.js';
+import { type CallEnvelope, parseEnvelopeText } from '../src/contract/events.js';
 import { generateTraffic } from '../src/replay/generate.js';
 import { replayFile } from '../src/replay/replay.js';
 import { createCallRuntime } from '../src/runtime/call-runtime.js';
@@ -108,4 +108,74 @@ export async function xstateFloor(): Promise<Record<string, string | number>> {
     'µs per call': Number(((seconds * 1e6) / calls).toFixed(1)),
     'events/s at 3 events a call': Math.round((3 * calls) / seconds),
   };
+}
+
+/** Where a call's time goes in the runtime: parse, incoming, reject, outcome. */
+export async function runtimePhases(): Promise<Record<string, string | number>> {
+  const calls = 30_000;
+  const start = Date.UTC(2026, 10, 27, 9);
+  const measure = async () => {
+    const clock = new SimulatedClock();
+    clock.set(start);
+    const runtime = createCallRuntime({
+      clock,
+      windowMs: WINDOW_MS,
+      control: { reject: () => Promise.resolve({ status: 202, maybeDelivered: false }) },
+      sink: { lifecycle: () => {} },
+    });
+    const ids = Array.from({ length: calls }, (_, i) => `c${i}`);
+    const texts = ids.map((callId) =>
+      JSON.stringify({ type: 'call.incoming', callId, at: new Date(start).toISOString() }),
+    );
+    const µs = (from: number) => Number((((performance.now() - from) * 1000) / calls).toFixed(1));
+    let t = performance.now();
+    const envelopes = texts.map((text) => {
+      const parsed = parseEnvelopeText(text);
+      if (!parsed.ok) throw new Error(parsed.error);
+      return parsed.value;
+    });
+    const parse = µs(t);
+    t = performance.now();
+    for (const envelope of envelopes) runtime.deliver(envelope);
+    const incoming = µs(t);
+    t = performance.now();
+    for (const callId of ids)
+      runtime.deliver({ type: 'call.reject', callId, at: start, reason: 'busy' });
+    const reject = µs(t);
+    t = performance.now();
+    await new Promise((resolve) => setImmediate(resolve));
+    const outcome = µs(t);
+    runtime.stop();
+    return { parse, incoming, reject, outcome };
+  };
+  await measure();
+  const { parse, incoming, reject, outcome } = await measure();
+  return {
+    'runtime, µs per call: parse a line': parse,
+    'call.incoming (create, rest)': incoming,
+    'call.reject (restore, send)': reject,
+    '202 → rejected': outcome,
+  };
+}
+
+/** Heap of 100,000 running call actors, each on its own, for comparison with resting calls. */
+export function heapPerRunningActor(): Record<string, string | number> {
+  const n = 100_000;
+  const clock = new SimulatedClock();
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  const actors = [];
+  for (let i = 0; i < n; i++) {
+    const actor = createActor(callMachine, {
+      clock,
+      input: { callId: `c${i}`, at: 0, now: 0, windowMs: WINDOW_MS },
+    });
+    actor.start();
+    actors.push(actor);
+  }
+  gc();
+  const after = process.memoryUsage().heapUsed;
+  const bytes = Math.round((after - before) / actors.length);
+  for (const actor of actors) actor.stop();
+  return { 'running actors (no runtime)': n, 'heap per actor (bytes)': bytes };
 }

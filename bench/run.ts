@@ -1,12 +1,24 @@
 import { cpus, totalmem } from 'node:os';
-import { heapPerRingingCall, replayRate, xstateFloor } from './replay.js';
+import {
+  heapPerRingingCall,
+  heapPerRunningActor,
+  replayRate,
+  runtimePhases,
+  xstateFloor,
+} from './replay.js';
 
 /**
  * `npm run bench -- <name>`: prints the machine, then one table per
  * measurement, as Markdown.
  */
 const BENCHES: Record<string, () => Promise<Record<string, string | number>[]>> = {
-  replay: async () => [await replayRate(), heapPerRingingCall(), await xstateFloor()],
+  replay: async () => [
+    await replayRate(),
+    await runtimePhases(),
+    await xstateFloor(),
+    heapPerRingingCall(),
+    heapPerRunningActor(),
+  ],
 };
 
 function table(rows: Record<string, string | number>[]): string {
