@@ -59,6 +59,14 @@ export interface CallRuntimeOptions {
   readonly log?: RuntimeLog;
   /** Receives every actor's inspection events (the Stately inspector). */
   readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /**
+   * Called once per changed call after each step (a delivered event, a timer,
+   * a request's outcome) with the call's persisted snapshot; a final call's
+   * snapshot has `status: 'done'`. During `deliver()` it is called before
+   * `deliver()` returns, so a host can persist a message's effects before
+   * acknowledging it.
+   */
+  readonly onChange?: (callId: string, snapshot: PersistedCall) => void;
 }
 
 export interface CallRuntime {
@@ -122,6 +130,12 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   let refusedNow = false;
   let stopped = false;
   let awake = 0;
+  /** Calls changed by the current step; settled (rested, reported) at its end. */
+  const touched = new Set<string>();
+  /** Actors that reached a final state in the current step, until it settles. */
+  const finishing = new Map<string, CallActor>();
+  let depth = 0;
+  let settleQueued = false;
 
   const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -130,13 +144,14 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     onDue: (kind, value) => {
       if (typeof value === 'function') value();
       else if (kind === 'hold') expireHeld(value);
-      else {
-        const now = clock.now();
-        const actor = wake(value);
-        if (!actor || closeIfDue(actor, now) || kind !== 'retry') return;
-        actor.send({ type: 'retry.due', now });
-        rest(value);
-      }
+      else
+        step(() => {
+          const now = clock.now();
+          const actor = wake(value);
+          if (!actor || closeIfDue(actor, now) || kind !== 'retry') return;
+          actor.send({ type: 'retry.due', now });
+          touch(value);
+        });
     },
   });
 
@@ -155,12 +170,17 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     actions: {
       publishLifecycle: ({ context, self }, { state }) => {
         if (stopped) return;
+        touch(context.callId);
         // Actions run before xstate commits the step, so `self` still shows
         // the state being left; `ringing` is only ever entered first.
         const previous = state === 'ringing' ? null : stateName(self.getSnapshot());
         if (FINAL.has(state)) {
           // The actor stops itself at the end of this step; keep only a tombstone.
-          if (calls.get(context.callId) instanceof Actor) awake--;
+          const actor = calls.get(context.callId);
+          if (actor instanceof Actor) {
+            awake--;
+            finishing.set(context.callId, actor);
+          }
           calls.delete(context.callId);
           finals.set(context.callId, {
             state: state as FinalStateName,
@@ -190,9 +210,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         if (context.retryAt !== null) {
           scheduler.schedule(context.retryAt, 'retry', context.callId);
         }
-        // Reached from a request's outcome, outside any delivery: rest once
-        // xstate has committed the step.
-        queueMicrotask(() => rest(context.callId));
+        touch(context.callId);
       },
     },
   });
@@ -217,15 +235,53 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     return actor;
   }
 
-  /** Put a call's actor to rest unless a request is in flight or it is final. */
-  function rest(callId: string): void {
-    const actor = calls.get(callId);
-    if (!(actor instanceof Actor)) return;
-    const snapshot = actor.getSnapshot();
-    if (snapshot.status !== 'active' || snapshot.matches({ rejecting: 'sending' })) return;
-    calls.set(callId, actor.getPersistedSnapshot() as PersistedCall);
-    awake--;
-    actor.stop();
+  /** Note a changed call; outside a step (a request's outcome) settle once xstate commits. */
+  function touch(callId: string): void {
+    touched.add(callId);
+    if (depth === 0 && !settleQueued) {
+      settleQueued = true;
+      queueMicrotask(settle);
+    }
+  }
+
+  /** Run one step (a delivery, a timer, a restore), then settle what it changed. */
+  function step<T>(run: () => T): T {
+    depth++;
+    try {
+      return run();
+    } finally {
+      depth--;
+      if (depth === 0) settle();
+    }
+  }
+
+  /**
+   * Let each changed call rest (unless a request is in flight) and report its
+   * snapshot. A final actor has stopped itself; its snapshot is reported once.
+   */
+  function settle(): void {
+    settleQueued = false;
+    if (stopped) {
+      touched.clear();
+      finishing.clear();
+      return;
+    }
+    for (const callId of touched) {
+      const value = calls.get(callId) ?? finishing.get(callId);
+      let snapshot: PersistedCall | undefined;
+      if (value instanceof Actor) {
+        snapshot = value.getPersistedSnapshot() as PersistedCall;
+        const live = value.getSnapshot();
+        if (live.status === 'active' && !live.matches({ rejecting: 'sending' })) {
+          calls.set(callId, snapshot);
+          awake--;
+          value.stop();
+        }
+      } else snapshot = value;
+      if (snapshot) options.onChange?.(callId, snapshot);
+    }
+    touched.clear();
+    finishing.clear();
   }
 
   function refusal(
@@ -258,7 +314,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     const { deadline } = actor.getSnapshot().context;
     if (deadline <= now) actor.send({ type: 'window.closed', now });
     else scheduler.schedule(deadline, 'deadline', envelope.callId);
-    rest(envelope.callId);
+    touch(envelope.callId);
     const early = held.get(envelope.callId);
     if (early) {
       held.delete(envelope.callId);
@@ -300,6 +356,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   function closeIfDue(actor: CallActor, now: number): boolean {
     if (now < actor.getSnapshot().context.deadline) return false;
     actor.send({ type: 'window.closed', now });
+    touch(actor.getSnapshot().context.callId);
     return true;
   }
 
@@ -331,6 +388,10 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
 
   function deliver(envelope: CallEnvelope): Delivery {
     if (stopped) throw new Error('the call runtime was stopped');
+    return step(() => apply(envelope));
+  }
+
+  function apply(envelope: CallEnvelope): Delivery {
     const { callId } = envelope;
     const final = finals.get(callId);
     if (final) {
@@ -351,14 +412,15 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       return 'held';
     }
     if (!event) return 'ignored';
-    if (closeIfDue(actor, now)) return deliver(envelope);
+    if (closeIfDue(actor, now)) return apply(envelope);
     const before = actor.getSnapshot();
     refusedNow = false;
     actor.send(event);
     const after = actor.getSnapshot();
-    rest(callId);
     if (refusedNow) return 'refused';
-    return after === before ? 'ignored' : 'applied';
+    if (after === before) return 'ignored';
+    touch(callId);
+    return 'applied';
   }
 
   return {
@@ -386,10 +448,12 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       scheduler.schedule(deadline, 'deadline', callId);
       if (retryAt !== null) scheduler.schedule(retryAt, 'retry', callId);
       if (inFlightAtCrash) {
-        const now = clock.now();
-        const actor = wake(callId);
-        if (actor && !closeIfDue(actor, now)) actor.send({ type: 'call.recovered', now });
-        rest(callId);
+        step(() => {
+          const now = clock.now();
+          const actor = wake(callId);
+          if (actor && !closeIfDue(actor, now)) actor.send({ type: 'call.recovered', now });
+          touch(callId);
+        });
       }
     },
     stateOf(callId) {

@@ -595,3 +595,39 @@ describe('stop', () => {
     expect(runtime.liveCount).toBe(0);
   });
 });
+
+describe('onChange', () => {
+  it('reports each changed call with its snapshot, before deliver returns and after an outcome', async () => {
+    const clock = new SimulatedClock();
+    clock.set(T0);
+    const changes: Array<[string, unknown, string]> = [];
+    let settle: ((outcome: Outcome) => void) | undefined;
+    const runtime = createCallRuntime({
+      clock,
+      windowMs: WINDOW_MS,
+      control: { reject: () => new Promise((resolve) => (settle = resolve)) },
+      sink: { lifecycle: () => {} },
+      onChange: (callId, snapshot) => changes.push([callId, snapshot.value, snapshot.status]),
+    });
+
+    runtime.deliver(incoming(T0));
+    expect(changes).toEqual([[CALL_ID, 'ringing', 'active']]);
+
+    runtime.deliver(reject(T0 + 1_000));
+    expect(changes.at(-1)).toEqual([CALL_ID, { rejecting: 'sending' }, 'active']);
+
+    runtime.deliver(reject(T0 + 1_500));
+    expect(changes).toHaveLength(2);
+
+    settle?.({ status: 503, maybeDelivered: false });
+    await flush();
+    expect(changes.at(-1)).toEqual([CALL_ID, { rejecting: 'waiting' }, 'active']);
+
+    clock.set(T0 + 14_000);
+    runtime.scheduler.fireDue();
+    settle?.(ACCEPTED);
+    await flush();
+    expect(changes.at(-1)).toEqual([CALL_ID, 'rejected', 'done']);
+    expect(runtime.awakeCount).toBe(0);
+  });
+});
