@@ -7,6 +7,8 @@ import { z } from 'zod';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const TOKEN = /^[^.*>\s]+$/;
+/** Variables whose values never appear in an error. */
+const SECRETS = new Set(['GRAPH_CLIENT_SECRET', 'GRAPH_TOKEN']);
 
 const wholeNumber = (rule: string, min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -38,6 +40,10 @@ const Env = z.object({
     .string()
     .regex(TOKEN, 'must be one NATS subject token (no ".", "*", ">" or white space)')
     .default('call'),
+  NOTIFICATIONS_SUBJECT: z
+    .string()
+    .regex(/^[^*>\s]+$/, 'must be a NATS subject without wildcards')
+    .default('graph.notifications'),
   GRAPH_BASE_URL: z
     .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
     .transform((url) => url.replace(/\/+$/, ''))
@@ -85,6 +91,7 @@ const Env = z.object({
 export interface Config {
   readonly natsServers: string[];
   readonly subjectPrefix: string;
+  readonly notificationsSubject: string;
   readonly graph: {
     readonly baseUrl: string;
     readonly apiVersion: 'v1.0' | 'beta';
@@ -136,7 +143,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ? []
     : result.error.issues.map((issue) => {
         const name = String(issue.path[0] ?? '(environment)');
-        return `${name}: ${issue.message} (got ${JSON.stringify(present[name] ?? null)})`;
+        const shown = SECRETS.has(name) ? 'a value' : JSON.stringify(present[name] ?? null);
+        return `${name}: ${issue.message} (got ${shown})`;
       });
   const credentials = ['GRAPH_TENANT_ID', 'GRAPH_CLIENT_ID', 'GRAPH_CLIENT_SECRET'];
   const missing = credentials.filter((name) => !present[name]);
@@ -161,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     natsServers: e.NATS_URL,
     subjectPrefix: e.SUBJECT_PREFIX,
+    notificationsSubject: e.NOTIFICATIONS_SUBJECT,
     graph: { baseUrl: e.GRAPH_BASE_URL, apiVersion: e.GRAPH_API_VERSION, auth },
     answerTimeoutMs: e.ANSWER_TIMEOUT_MS,
     http: { port: e.HTTP_PORT, host: e.HTTP_HOST },

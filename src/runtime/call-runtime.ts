@@ -32,7 +32,7 @@ export type Delivery = 'applied' | 'refused' | 'held' | 'duplicate' | 'ignoredFi
  * What a timer is for: one heap holds every call's deadline and back-off,
  * the expiry of early events, and (in replays) simulated request latency.
  */
-export type TimerKind = 'deadline' | 'retry' | 'hold' | 'callback';
+export type TimerKind = 'deadline' | 'retry' | 'hold' | 'evict' | 'callback';
 /** A call id, or for `callback` the function to run. */
 export type TimerValue = string | (() => void);
 
@@ -67,6 +67,8 @@ export interface CallRuntimeOptions {
    * acknowledging it.
    */
   readonly onChange?: (callId: string, snapshot: PersistedCall) => void;
+  /** How long a final call is remembered, so late commands are refused (default: for ever). */
+  readonly retentionMs?: number;
 }
 
 export interface CallRuntime {
@@ -83,7 +85,8 @@ export interface CallRuntime {
   /** A live call's persisted snapshot (JSON-safe), for a snapshot store. */
   persist(callId: string): PersistedCall | undefined;
   /**
-   * Bring back a call persisted by {@link persist}: its deadline and back-off
+   * Bring back a call persisted by {@link persist} (or reported by `onChange`;
+   * a final one becomes a tombstone): its deadline and back-off
    * are re-armed from context alone (xstate keeps no pending timers in a
    * snapshot, statelyai/xstate#4860), and a request that was in flight is sent
    * again with its outcome counted as unknown.
@@ -144,6 +147,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     onDue: (kind, value) => {
       if (typeof value === 'function') value();
       else if (kind === 'hold') expireHeld(value);
+      else if (kind === 'evict') finals.delete(value);
       else
         step(() => {
           const now = clock.now();
@@ -182,7 +186,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
             finishing.set(context.callId, actor);
           }
           calls.delete(context.callId);
-          finals.set(context.callId, {
+          remember(context.callId, {
             state: state as FinalStateName,
             reason: context.reason,
             attempts: context.attempts,
@@ -214,6 +218,13 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       },
     },
   });
+
+  function remember(callId: string, tombstone: Tombstone): void {
+    finals.set(callId, tombstone);
+    if (options.retentionMs !== undefined) {
+      scheduler.schedule(clock.now() + options.retentionMs, 'evict', callId);
+    }
+  }
 
   function actorOptions(callId: string) {
     return { id: callId, clock, ...(options.inspect && { inspect: options.inspect }) };
@@ -440,7 +451,11 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       return value instanceof Actor ? (value.getPersistedSnapshot() as PersistedCall) : value;
     },
     restore(persisted) {
-      const { callId, deadline, retryAt } = persisted.context;
+      const { callId, deadline, retryAt, reason, attempts } = persisted.context;
+      if (persisted.status === 'done') {
+        remember(callId, { state: stateName(persisted) as FinalStateName, reason, attempts });
+        return;
+      }
       const inFlightAtCrash = isSending(persisted);
       // The request in flight at the crash died with the process: drop its
       // child so that `call.recovered` sends it again with fresh input.

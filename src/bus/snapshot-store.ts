@@ -1,0 +1,125 @@
+import { StorageType } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { PersistedCall } from '../runtime/call-runtime.js';
+
+/** One call as kept in the KV bucket: its snapshot and the last stream sequence applied to it. */
+export interface StoredCall {
+  readonly seq: number;
+  readonly snapshot: PersistedCall;
+}
+
+interface KeyState {
+  revision: number | undefined;
+  seq: number;
+  writing: boolean;
+  pending:
+    | { snapshot: PersistedCall; waiters: Array<{ resolve(): void; reject(e: unknown): void }> }
+    | undefined;
+}
+
+/**
+ * Call snapshots in a JetStream KV bucket, one key per call. Every write is a
+ * compare-and-set on the key's revision, so two instances can never both
+ * own a call. Writes to one key are serialised and coalesced: a change that
+ * arrives while the key is being written is folded into the next write, and
+ * its promise resolves when a write containing it is stored.
+ */
+export interface SnapshotStore {
+  /** Every stored call, for restoring on start. */
+  loadAll(): Promise<Map<string, StoredCall>>;
+  /** The last stream sequence applied to a call, if any. */
+  lastSeq(callId: string): number | undefined;
+  /** Store the call's snapshot; `seq` is the message that caused it, if any. */
+  save(callId: string, snapshot: PersistedCall, seq?: number): Promise<void>;
+  /** Drop what is kept in memory for a call (its key expires on its own). */
+  forget(callId: string): void;
+}
+
+export async function openSnapshotStore(
+  nc: NatsConnection,
+  options: { bucket: string; retentionMs: number },
+): Promise<SnapshotStore> {
+  const kv: KV = await new Kvm(nc).create(options.bucket, {
+    history: 1,
+    ttl: options.retentionMs,
+    storage: StorageType.File,
+  });
+  const keys = new Map<string, KeyState>();
+  const encoder = new TextEncoder();
+
+  const state = (callId: string) => {
+    let s = keys.get(callId);
+    if (!s) {
+      s = { revision: undefined, seq: 0, writing: false, pending: undefined };
+      keys.set(callId, s);
+    }
+    return s;
+  };
+
+  async function write(callId: string, s: KeyState, snapshot: PersistedCall): Promise<void> {
+    const data = encoder.encode(JSON.stringify({ seq: s.seq, snapshot }));
+    s.revision =
+      s.revision === undefined
+        ? await kv.create(callId, data)
+        : await kv.update(callId, data, s.revision);
+  }
+
+  async function drain(callId: string, s: KeyState): Promise<void> {
+    while (s.pending) {
+      const { snapshot, waiters } = s.pending;
+      s.pending = undefined;
+      try {
+        await write(callId, s, snapshot);
+        for (const w of waiters) w.resolve();
+      } catch (error) {
+        for (const w of waiters) w.reject(error);
+      }
+    }
+    s.writing = false;
+  }
+
+  return {
+    async loadAll() {
+      const found = new Map<string, StoredCall>();
+      const names: string[] = [];
+      for await (const key of await kv.keys()) names.push(key);
+      const batch = 256;
+      for (let i = 0; i < names.length; i += batch) {
+        const entries = await Promise.all(names.slice(i, i + batch).map((key) => kv.get(key)));
+        for (const entry of entries) {
+          if (entry?.operation !== 'PUT') continue;
+          const stored = entry.json<StoredCall>();
+          found.set(entry.key, stored);
+          keys.set(entry.key, {
+            revision: entry.revision,
+            seq: stored.seq,
+            writing: false,
+            pending: undefined,
+          });
+        }
+      }
+      return found;
+    },
+    lastSeq(callId) {
+      return keys.get(callId)?.seq;
+    },
+    save(callId, snapshot, seq) {
+      const s = state(callId);
+      if (seq !== undefined && seq > s.seq) s.seq = seq;
+      return new Promise<void>((resolve, reject) => {
+        if (s.pending)
+          s.pending = { snapshot, waiters: [...s.pending.waiters, { resolve, reject }] };
+        else s.pending = { snapshot, waiters: [{ resolve, reject }] };
+        if (!s.writing) {
+          s.writing = true;
+          void drain(callId, s);
+        }
+      });
+    },
+    forget(callId) {
+      const s = keys.get(callId);
+      if (s && !s.writing) keys.delete(callId);
+    },
+  };
+}

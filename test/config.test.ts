@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('configuration from the environment', () => {
+  it('fills every default from the contract', () => {
+    const config = loadConfig({ GRAPH_TOKEN: 'dev-token' });
+    expect(config).toMatchObject({
+      natsServers: ['nats://127.0.0.1:4222'],
+      subjectPrefix: 'call',
+      graph: { baseUrl: 'https://graph.microsoft.com', apiVersion: 'v1.0' },
+      answerTimeoutMs: 15_000,
+      http: { port: 8080 },
+      webhook: {
+        path: '/api/calling',
+        openIdUrl: 'https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration',
+        issuers: ['https://api.botframework.com', 'https://graph.microsoft.com'],
+      },
+      inspect: false,
+      logLevel: 'info',
+    });
+  });
+
+  it('takes app credentials instead of a static token, and the client id as the webhook audience', () => {
+    const config = loadConfig({
+      GRAPH_TENANT_ID: 'tenant',
+      GRAPH_CLIENT_ID: 'app',
+      GRAPH_CLIENT_SECRET: 's3cret',
+    });
+    expect(config.graph.auth).toMatchObject({ kind: 'clientCredentials', clientId: 'app' });
+    expect(config.webhook.appId).toBe('app');
+  });
+
+  it('lists every bad variable in one message, naming the variable and the rule', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        NATS_URL: 'http://nats',
+        ANSWER_TIMEOUT_MS: '99',
+        GRAPH_API_VERSION: 'v2',
+        HTTP_PORT: 'eighty',
+        SUBJECT_PREFIX: 'call.x',
+      });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems).toEqual([
+      'NATS_URL: must be nats://host:port URLs (got "http://nats")',
+      'SUBJECT_PREFIX: must be one NATS subject token (no ".", "*", ">" or white space) (got "call.x")',
+      'GRAPH_API_VERSION: must be v1.0 or beta (got "v2")',
+      'ANSWER_TIMEOUT_MS: must be a whole number of milliseconds ≥ 100 (got "99")',
+      'HTTP_PORT: must be a port number (0-65535) (got "eighty")',
+      'GRAPH_TOKEN: is required unless GRAPH_TENANT_ID, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET are all set (missing GRAPH_TENANT_ID, GRAPH_CLIENT_ID, GRAPH_CLIENT_SECRET)',
+    ]);
+    expect((error as Error).message).toContain('invalid configuration:\n  NATS_URL:');
+  });
+
+  it('never echoes a secret it rejected', () => {
+    expect(() => loadConfig({ GRAPH_CLIENT_SECRET: 'hunter2' })).toThrow(ConfigError);
+    try {
+      loadConfig({ GRAPH_CLIENT_SECRET: 'hunter2' });
+    } catch (error) {
+      expect((error as Error).message).not.toContain('hunter2');
+    }
+  });
+});
