@@ -53,7 +53,11 @@ async function start(graph = scriptedGraph()) {
 
 function recordsOf(subject: string) {
   const records: unknown[] = [];
-  const sub = nc.subscribe(subject, { callback: (_e, m) => records.push(m.json()) });
+  const sub = nc.subscribe(subject, {
+    callback: (_e, m) => {
+      records.push(m.json());
+    },
+  });
   return { records, stop: () => sub.unsubscribe() };
 }
 
@@ -196,7 +200,7 @@ describe('the service on a real nats-server', () => {
         .map((r) => LifecycleRecord.parse(r))
         .find((r) => r.callId === 'c4' && r.state === 'timedOut'),
     );
-    expect(Date.parse(timedOut.at) - incomingAt).toBeLessThan(WINDOW_MS + 500);
+    expect(Date.parse(timedOut?.at ?? '') - incomingAt).toBeLessThan(WINDOW_MS + 500);
     expect(lifecycle.records).toContainEqual(
       expect.objectContaining({
         callId: 'c5',
