@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { runReplay } from './cli/replay.js';
+import { runServe } from './cli/serve.js';
 import { runViz } from './cli/viz.js';
+import { runEmulateGraph } from './emulator/main.js';
 
 function wholeNumber(min: number) {
   return (value: string) => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min) {
-      throw new InvalidArgumentError(`must be a whole number of milliseconds ≥ ${min}`);
+      throw new InvalidArgumentError(`must be a whole number ≥ ${min}`);
     }
     return n;
   };
@@ -37,6 +39,41 @@ program
       options: { json?: boolean; summary?: boolean; answerTimeoutMs?: number },
     ) => {
       process.exitCode = await runReplay(file, options);
+    },
+  );
+
+program
+  .command('serve')
+  .description(
+    'run the service: NATS JetStream in, Graph reject out (configured by environment variables)',
+  )
+  .action(async () => {
+    process.exit(await runServe());
+  });
+
+program
+  .command('emulate-graph')
+  .description(
+    'run a loopback Graph emulator: the reject and token routes, faults on request, a control API under /_emulator',
+  )
+  .option('--port <n>', 'port (0: a free one)', wholeNumber(0), 4010)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--latency-ms <ms>', 'added to every answer', wholeNumber(0))
+  .option('--token-ttl-seconds <s>', 'lifetime of issued tokens', wholeNumber(1))
+  .option('--client-id <id>', 'the only client id the token route accepts')
+  .option('--client-secret <secret>', 'the only client secret the token route accepts')
+  .option('--log-level <level>', 'pino level', 'info')
+  .action(
+    async (options: {
+      port: number;
+      host: string;
+      latencyMs?: number;
+      tokenTtlSeconds?: number;
+      clientId?: string;
+      clientSecret?: string;
+      logLevel: string;
+    }) => {
+      await runEmulateGraph(options);
     },
   );
 

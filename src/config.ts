@@ -55,6 +55,7 @@ const Env = z.object({
   GRAPH_AUTHORITY_URL: z
     .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
     .default('https://login.microsoftonline.com'),
+  GRAPH_TOKEN_ENDPOINT: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
   GRAPH_TOKEN: z.string().min(1).optional(),
   ANSWER_TIMEOUT_MS: wholeNumber('must be a whole number of milliseconds ≥ 100', 100).default(
     15_000,
@@ -103,6 +104,7 @@ export interface Config {
           readonly clientId: string;
           readonly clientSecret: string;
           readonly authorityUrl: string;
+          readonly tokenEndpoint: string | undefined;
         };
   };
   readonly answerTimeoutMs: number;
@@ -163,6 +165,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       clientId: e.GRAPH_CLIENT_ID,
       clientSecret: e.GRAPH_CLIENT_SECRET,
       authorityUrl: e.GRAPH_AUTHORITY_URL.replace(/\/+$/, ''),
+      tokenEndpoint: e.GRAPH_TOKEN_ENDPOINT,
     };
   }
   if (problems.length > 0 || !e || !auth) throw new ConfigError(problems);

@@ -1,0 +1,152 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CONTROL_PREFIX, handleControl } from './control-route.js';
+import { callKey, createFaultBook, type FaultRule, parseFaultRule } from './faults.js';
+import { BodyTooLargeError, send, sendGraphError } from './http.js';
+import { handleReject } from './reject-route.js';
+import * as State from './state.js';
+import { handleOpenIdConfiguration, handleToken } from './token-route.js';
+
+export type { Fault, FaultRule } from './faults.js';
+export type { EmulatorStats, ReceivedReject } from './state.js';
+
+/** The slice of a pino logger the emulator uses. */
+export interface EmulatorLog {
+  debug(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface GraphEmulatorOptions {
+  /** 0 (default) picks a free port. */
+  readonly port?: number;
+  /** Default `127.0.0.1`. */
+  readonly host?: string;
+  /** Added before every reject answer. Default 0. */
+  readonly latencyMs?: number;
+  /** `expires_in` of issued tokens. Default 3599, as Entra ID. */
+  readonly tokenTtlSeconds?: number;
+  /** Only these credentials get tokens; by default any client id and secret do. */
+  readonly credentials?: { readonly clientId: string; readonly clientSecret: string };
+  /** For `rate` faults. Default `Math.random`. */
+  readonly random?: () => number;
+  readonly log?: EmulatorLog;
+}
+
+export interface GraphEmulator {
+  /** `http://host:port`: use as `GRAPH_BASE_URL`. */
+  readonly url: string;
+  readonly port: number;
+  /** Every reject request so far, oldest first (copies). */
+  received(): State.ReceivedReject[];
+  /** Accepted rejects for a call (any spelling of its id): 0 or 1. */
+  acceptedCount(callId: string): number;
+  /** Add a fault rule; throws a `TypeError` naming the bad field. */
+  setFault(rule: FaultRule): void;
+  clearFaults(): void;
+  /** Answer held requests of one call, or of all; returns how many. */
+  release(callId?: string): number;
+  stats(): State.EmulatorStats;
+  /** The token endpoint for a tenant, for `clientCredentials({ tokenEndpoint })`. */
+  tokenEndpoint(tenant: string): string;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+const REJECT = /^\/(v1\.0|beta)\/communications\/calls\/([^/]+)\/reject$/;
+const TOKEN = /^\/([^/]+)\/oauth2\/v2\.0\/token$/;
+const OPENID = /^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/;
+
+/**
+ * A loopback stand-in for Graph's reject API and Entra ID's token endpoint,
+ * with fault injection and a control API (see `handleControl`). A plain
+ * `node:http` server: nothing between the client under test and the socket.
+ *
+ * @example
+ * const graph = await createGraphEmulator();
+ * graph.setFault({ callId, fault: { kind: 'status', status: 429, retryAfterSeconds: 1 } });
+ * // … point the client at graph.url, reject twice …
+ * graph.acceptedCount(callId); // 1
+ * await graph.close();
+ */
+export async function createGraphEmulator(
+  options: GraphEmulatorOptions = {},
+): Promise<GraphEmulator> {
+  const state = State.createState(createFaultBook(options.random ?? Math.random));
+  const host = options.host ?? '127.0.0.1';
+  const rejectOptions = { latencyMs: options.latencyMs ?? 0 };
+  const tokenOptions = {
+    tokenTtlSeconds: options.tokenTtlSeconds ?? 3599,
+    credentials: options.credentials,
+  };
+  let url = '';
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const method = req.method ?? 'GET';
+    if (path.startsWith(CONTROL_PREFIX)) return handleControl(req, res, path, state);
+    const reject = REJECT.exec(path);
+    if (reject && method === 'POST') {
+      const apiVersion = reject[1] === 'beta' ? 'beta' : 'v1.0';
+      const callId = decodeURIComponent(reject[2] ?? '');
+      return handleReject(req, res, { apiVersion, callId }, state, rejectOptions);
+    }
+    const token = TOKEN.exec(path);
+    if (token?.[1] && method === 'POST') {
+      return handleToken(req, res, token[1], state, tokenOptions);
+    }
+    const openid = OPENID.exec(path);
+    if (openid?.[1] && method === 'GET') return handleOpenIdConfiguration(res, openid[1], url);
+    const ids = { requestId: randomUUID(), clientRequestId: null };
+    if (reject || token) {
+      return sendGraphError(res, 405, 'Request_BadRequest', `${method} is not allowed here.`, ids);
+    }
+    sendGraphError(res, 404, 'UnknownUrl', `No route for ${method} ${path}.`, ids);
+  }
+
+  const server = createServer((req, res) => {
+    route(req, res).catch((error: unknown) => {
+      if (error instanceof BodyTooLargeError) return send(res, 413);
+      if (error instanceof URIError) return send(res, 400);
+      // The client went away mid-request (or the emulator is closing): nobody to answer.
+      if (req.destroyed || res.destroyed) return;
+      options.log?.error({ err: String(error) }, 'graph emulator route failed');
+      send(res, 500);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  options.log?.debug({ url }, 'graph emulator listening');
+
+  return {
+    url,
+    port,
+    received: () => state.records.map((record) => ({ ...record })),
+    acceptedCount: (callId) => state.accepted.get(callKey(callId)) ?? 0,
+    setFault(rule) {
+      const parsed = parseFaultRule(rule);
+      if (!parsed.ok) throw new TypeError(`invalid fault rule: ${parsed.error}`);
+      state.faults.add(parsed.value);
+    },
+    clearFaults: () => state.faults.clear(),
+    release: (callId) => State.release(state, callId),
+    stats: () => State.stats(state),
+    tokenEndpoint: (tenant) => `${url}/${tenant}/oauth2/v2.0/token`,
+    reset: () => State.reset(state),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Cut open connections first, so held answers released below go nowhere.
+        server.closeAllConnections();
+        State.release(state);
+      }),
+  };
+}
