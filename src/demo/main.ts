@@ -1,0 +1,172 @@
+#!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
+import { busNames } from '../bus/jetstream.js';
+import { createGraphEmulator } from '../emulator/emulator.js';
+import {
+  errorText,
+  findOrStartNats,
+  freePort,
+  INSTALL_HINT,
+  NatsUnavailableError,
+} from './nats.js';
+import { type DemoOptions, parseDemoArgs, USAGE } from './options.js';
+import { MAX_SERVICE_LAG_MS, publishTraffic } from './publish.js';
+import { renderReport, summarize } from './report.js';
+import { removeBusObjects, startDemoService } from './service.js';
+import { outcomesOf, progress, trackLifecycle } from './tracker.js';
+import { DEMO_MIX, type DemoKind, planTraffic, sleep } from './traffic.js';
+
+/** The answer window: short, so that the calls built to time out finish quickly. */
+const WINDOW_MS = 4_000;
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+type Cleanup = () => Promise<unknown>;
+interface Result {
+  readonly code: number;
+  readonly report?: string;
+}
+
+/** Everything it starts is registered in `cleanups`, to be undone last-first. */
+async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]): Promise<Result> {
+  // A prefix of its own: nothing collides with other users of a shared server.
+  const prefix = `demo${randomBytes(3).toString('hex')}`;
+  const names = busNames(prefix, `${prefix}.graph.notifications`);
+  const nats = await findOrStartNats(process.env.NATS_URL || 'nats://127.0.0.1:4222', say);
+  cleanups.push(() => nats.close());
+  cleanups.push(async () => {
+    await removeBusObjects(nats.nc, names);
+    say(`cleaned up: stream ${names.stream} and KV bucket ${names.bucket} deleted`);
+  });
+  const emulator = await createGraphEmulator();
+  cleanups.push(() => emulator.close());
+  say(`Graph emulator: ${emulator.url}`);
+
+  const logFile = join(mkdtempSync(join(tmpdir(), 'callgate-demo-')), 'service.log');
+  const httpPort = await freePort();
+  say(`service: starting callgate serve (subjects ${prefix}.*, HTTP on 127.0.0.1:${httpPort})`);
+  const service = await startDemoService({
+    env: {
+      NATS_URL: nats.url,
+      GRAPH_BASE_URL: emulator.url,
+      GRAPH_TOKEN: 'demo',
+      HTTP_PORT: String(httpPort),
+      HTTP_HOST: '127.0.0.1',
+      ANSWER_TIMEOUT_MS: String(WINDOW_MS),
+      SUBJECT_PREFIX: prefix,
+      NOTIFICATIONS_SUBJECT: names.notificationsSubject,
+      LOG_LEVEL: 'warn',
+      INSPECT: '0',
+    },
+    httpPort,
+    logFile,
+    signal,
+  });
+  cleanups.push(async () => {
+    const code = await service.stop();
+    say(`service stopped (exit code ${code}); its log: ${logFile}`);
+  });
+  say(`service: ready (answer window ${WINDOW_MS} ms, short so timed-out calls finish quickly)`);
+
+  const calls = planTraffic(opts);
+  const tracker = await trackLifecycle(nats.nc, prefix, new Set(calls.map((c) => c.callId)));
+  cleanups.push(async () => tracker.stop());
+  const mix = new Map<DemoKind, number>();
+  for (const call of calls) mix.set(call.kind, (mix.get(call.kind) ?? 0) + 1);
+  const kinds = Object.keys(DEMO_MIX) as DemoKind[];
+  say(
+    `traffic: ${calls.length} calls at ${opts.rate}/s (seed ${opts.seed}): ` +
+      kinds.map((kind) => `${kind} ${mix.get(kind) ?? 0}`).join(', '),
+  );
+  say(`traffic: new calls wait while the service is over ${MAX_SERVICE_LAG_MS} ms behind`);
+
+  const bar = progress(calls.length, 'calls');
+  const ticker = setInterval(() => bar.update(tracker.finished), 200);
+  const rejectPublished = new Map<string, number>();
+  let published = { duplicatesDropped: 0, elapsedMs: 0, heldBackMs: 0 };
+  try {
+    published = await publishTraffic(jetstream(nats.nc), prefix, calls, {
+      signal,
+      service: tracker,
+      beforeReject(call) {
+        // Graph's answers for this call are scripted before its reject goes out.
+        for (const rule of call.faults) emulator.setFault(rule);
+        rejectPublished.set(call.callId, performance.now());
+      },
+    });
+    const until = Date.now() + WINDOW_MS + 10_000;
+    while (tracker.finished < calls.length && Date.now() < until && !signal.aborted) {
+      await sleep(100);
+    }
+  } finally {
+    clearInterval(ticker);
+    bar.update(tracker.finished);
+    bar.stop();
+  }
+  if (signal.aborted) return { code: 130 };
+
+  const duplicated = mix.get('duplicated') ?? 0;
+  const input = {
+    outcomes: outcomesOf(calls, tracker, rejectPublished, emulator.received()),
+    refusedRejects: tracker.refusedRejects,
+    plannedRefusals: duplicated,
+    duplicatesDropped: published.duplicatesDropped,
+    plannedDrops: duplicated,
+    graphByStatus: emulator.stats().byStatus,
+    windowMs: WINDOW_MS,
+    publishMs: published.elapsedMs,
+    heldBackMs: published.heldBackMs,
+  };
+  const summary = summarize(input);
+  return { code: summary.ok ? 0 : 1, report: renderReport(input, summary) };
+}
+
+async function main(): Promise<number> {
+  let opts: DemoOptions | 'help';
+  try {
+    opts = parseDemoArgs(process.argv.slice(2));
+  } catch (error) {
+    say(`${errorText(error)}\n\n${USAGE}`);
+    return 2;
+  }
+  if (opts === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (name: string) => {
+    if (++signals > 1) process.exit(130); // the children are killed on exit
+    say(`\n${name}: stopping and cleaning up (again to force)`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const cleanups: Cleanup[] = [];
+  let result: Result = { code: 1 };
+  try {
+    result = await run(opts, abort.signal, cleanups);
+  } catch (error) {
+    if (abort.signal.aborted) result = { code: 130 };
+    else if (error instanceof NatsUnavailableError) {
+      say(`\ncallgate demo: ${error.message}\n\n${INSTALL_HINT}`);
+    } else {
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      say(`\ncallgate demo failed: ${text}`);
+    }
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((error: unknown) => say(`cleanup: ${errorText(error)}`));
+    }
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  // The table comes last, after the clean-up messages.
+  if (result.report) process.stdout.write(`\n${result.report}`);
+  return result.code;
+}
+
+process.exit(await main());

@@ -1,0 +1,46 @@
+import { parseArgs } from 'node:util';
+
+export const USAGE = `usage: npm run demo -- [--calls N] [--rate R] [--seed S]
+
+Starts the Graph emulator, the service and a traffic generator that publishes a
+realistic mix of calls over NATS JetStream, then prints how every call ended.
+  --calls N   calls to place (default 1500)
+  --rate R    new calls a second (default 300)
+  --seed S    seed of the mix and timing (default 1)
+NATS_URL (default nats://127.0.0.1:4222) is used when it answers with JetStream;
+otherwise the demo starts its own nats-server (NATS_SERVER_BIN, else from the PATH).`;
+
+export interface DemoOptions {
+  readonly calls: number;
+  readonly rate: number;
+  readonly seed: number;
+}
+
+/**
+ * The demo's flags; `'help'` for `--help`. Throws an `Error` naming the bad
+ * flag (unknown flags included).
+ *
+ * @example
+ * parseDemoArgs(['--calls', '300']) // { calls: 300, rate: 300, seed: 1 }
+ */
+export function parseDemoArgs(args: string[]): DemoOptions | 'help' {
+  const { values } = parseArgs({
+    args,
+    options: {
+      calls: { type: 'string', default: '1500' },
+      rate: { type: 'string', default: '300' },
+      seed: { type: 'string', default: '1' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const whole = (name: 'calls' | 'rate' | 'seed', min: number) => {
+    const text = values[name];
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min) {
+      throw new Error(`--${name}: must be a whole number ≥ ${min} (got "${text}")`);
+    }
+    return n;
+  };
+  return { calls: whole('calls', 1), rate: whole('rate', 1), seed: whole('seed', 0) };
+}

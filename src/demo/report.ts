@@ -1,0 +1,162 @@
+import { type DemoKind, FINAL_STATES, type FinalState } from './traffic.js';
+
+/** What became of one planned call. */
+export interface Outcome {
+  readonly callId: string;
+  readonly kind: DemoKind;
+  readonly expected: FinalState;
+  /** The final state of its lifecycle records; undefined when none arrived. */
+  readonly actual?: string;
+  /** `call.reject` published → `rejected` record received (ms). */
+  readonly rejectLatencyMs?: number;
+  /** `call.reject` published → first reject request at the Graph emulator (ms). */
+  readonly graphLatencyMs?: number;
+}
+
+export interface ReportInput {
+  readonly outcomes: readonly Outcome[];
+  /** Second `call.reject`s the service refused, and how many were sent. */
+  readonly refusedRejects: number;
+  readonly plannedRefusals: number;
+  /** Repeated `call.incoming`s JetStream dropped by `Nats-Msg-Id`, and how many were sent. */
+  readonly duplicatesDropped: number;
+  readonly plannedDrops: number;
+  /** Reject requests the Graph emulator answered, by status. */
+  readonly graphByStatus: Readonly<Record<string, number>>;
+  readonly windowMs: number;
+  /** How long publishing took, and how long new calls waited for the service. */
+  readonly publishMs: number;
+  readonly heldBackMs: number;
+}
+
+export interface Latency {
+  readonly count: number;
+  readonly p50: number | undefined;
+  readonly p99: number | undefined;
+}
+
+export interface Summary {
+  readonly planned: Record<FinalState, number>;
+  readonly actual: Record<FinalState, number>;
+  /** Planned calls with no final record. */
+  readonly lost: number;
+  /** Calls that ended, but not in the planned state. */
+  readonly different: number;
+  readonly rejectLatency: Latency;
+  /** Rejected calls whose first request was accepted (no Graph fault). */
+  readonly firstTryLatency: Latency;
+  readonly graphLatency: Latency;
+  readonly ok: boolean;
+}
+
+/**
+ * The nearest-rank percentile (`p` in 0–100) of some numbers; undefined for none.
+ *
+ * @example
+ * percentile([5, 1, 3, 2, 4], 50) // 3
+ */
+export function percentile(values: readonly number[], p: number): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+function latency(values: Array<number | undefined>): Latency {
+  const present = values.filter((v): v is number => v !== undefined);
+  return {
+    count: present.length,
+    p50: percentile(present, 50),
+    p99: percentile(present, 99),
+  };
+}
+
+const FIRST_TRY_KINDS: ReadonlySet<DemoKind> = new Set(['rejected', 'duplicated']);
+
+export function summarize(input: ReportInput): Summary {
+  const zero = () =>
+    Object.fromEntries(FINAL_STATES.map((s) => [s, 0])) as Record<FinalState, number>;
+  const planned = zero();
+  const actual = zero();
+  let lost = 0;
+  let different = 0;
+  for (const outcome of input.outcomes) {
+    planned[outcome.expected]++;
+    if (outcome.actual === undefined) lost++;
+    else {
+      if (outcome.actual in actual) actual[outcome.actual as FinalState]++;
+      if (outcome.actual !== outcome.expected) different++;
+    }
+  }
+  const rejected = input.outcomes.filter((o) => o.actual === 'rejected');
+  const firstTry = rejected.filter((o) => FIRST_TRY_KINDS.has(o.kind));
+  return {
+    planned,
+    actual,
+    lost,
+    different,
+    rejectLatency: latency(rejected.map((o) => o.rejectLatencyMs)),
+    firstTryLatency: latency(firstTry.map((o) => o.rejectLatencyMs)),
+    graphLatency: latency(firstTry.map((o) => o.graphLatencyMs)),
+    ok: lost === 0 && different === 0,
+  };
+}
+
+const ms = (value: number | undefined) => (value === undefined ? '–' : `${Math.round(value)} ms`);
+const row = (cells: string[], widths: number[]) =>
+  cells
+    .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+    .join('  ');
+const latencyLine = (label: string, l: Latency) =>
+  `${label.padEnd(44)} p50 ${ms(l.p50).padStart(8)}   p99 ${ms(l.p99).padStart(8)}   (${l.count} calls)`;
+
+/** The demo's closing table, as text. */
+export function renderReport(input: ReportInput, summary = summarize(input)): string {
+  const widths = [12, 8, 8];
+  const lines = [row(['final state', 'planned', 'actual'], widths), '-'.repeat(32)];
+  for (const state of FINAL_STATES) {
+    lines.push(row([state, String(summary.planned[state]), String(summary.actual[state])], widths));
+  }
+  const total = (r: Record<FinalState, number>) =>
+    String(Object.values(r).reduce((a, b) => a + b, 0));
+  lines.push(
+    '-'.repeat(32),
+    row(['total', total(summary.planned), total(summary.actual)], widths),
+    '',
+  );
+  lines.push(
+    latencyLine('reject latency (published → rejected record)', summary.rejectLatency),
+    latencyLine('  first request accepted (no Graph faults)', summary.firstTryLatency),
+    latencyLine('  published → request at the Graph emulator', summary.graphLatency),
+    '',
+    `duplicates: ${input.refusedRejects} second rejects refused (of ${input.plannedRefusals}), ` +
+      `${input.duplicatesDropped} repeated incoming dropped by JetStream (of ${input.plannedDrops})`,
+    `Graph emulator answers: ${
+      Object.entries(input.graphByStatus)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([status, n]) => `${status}: ${n}`)
+        .join(', ') || 'none'
+    }`,
+    `traffic: ${input.outcomes.length} calls published in ${(input.publishMs / 1000).toFixed(1)} s` +
+      (input.heldBackMs >= 50
+        ? ` (new calls held back ${(input.heldBackMs / 1000).toFixed(1)} s while the service caught up)`
+        : ''),
+    `answer window: ${input.windowMs} ms (ANSWER_TIMEOUT_MS, short so timed-out calls finish quickly)`,
+    '',
+    `calls lost: ${summary.lost}`,
+    `calls ended in another state than planned: ${summary.different}`,
+  );
+  const odd = input.outcomes.filter((o) => o.actual !== o.expected);
+  for (const o of odd.slice(0, 10)) {
+    lines.push(
+      `  ${o.callId} (${o.kind}): planned ${o.expected}, got ${o.actual ?? 'no final record'}`,
+    );
+  }
+  if (odd.length > 10) lines.push(`  … and ${odd.length - 10} more`);
+  if (summary.different > 0 && summary.lost === 0) {
+    lines.push(
+      `On a busy machine the ${input.windowMs} ms answer window can close while events queue: try a lower --rate.`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,115 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { BusNames } from '../bus/jetstream.js';
+import { sleep } from './traffic.js';
+
+/** The service as a child process: `callgate serve`, logging to a file. */
+export interface DemoService {
+  readonly logFile: string;
+  /** SIGTERM, then wait for the exit (SIGKILL after `graceMs`); the exit code, or null. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+/** `node dist/src/cli.js serve` next to this file; through tsx when running from the sources. */
+function serveCommand(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  if (extname(here) === '.ts') {
+    return ['--import', 'tsx', join(dirname(here), '..', 'cli.ts'), 'serve'];
+  }
+  return [join(dirname(here), '..', 'cli.js'), 'serve'];
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/**
+ * Start the service with `env` on top of this process's environment and wait
+ * until `GET /readyz` answers 200 on `httpPort`.
+ */
+export async function startDemoService(options: {
+  env: Record<string, string>;
+  httpPort: number;
+  logFile: string;
+  signal: AbortSignal;
+  readyWithinMs?: number;
+}): Promise<DemoService> {
+  const log = openSync(options.logFile, 'a');
+  const child = spawn(process.execPath, serveCommand(), {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', log, log],
+    detached: true,
+  });
+  closeSync(log);
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  let spawnError: Error | undefined;
+  child.once('error', (error) => {
+    spawnError = error;
+  });
+  const exit = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      process.off('exit', killOnExit);
+      resolve(code);
+    });
+  });
+
+  const service: DemoService = {
+    logFile: options.logFile,
+    async stop(graceMs = 12_000) {
+      if (exited(child) || spawnError) return child.exitCode;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const code = await exit;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+
+  const url = `http://127.0.0.1:${options.httpPort}/readyz`;
+  const until = Date.now() + (options.readyWithinMs ?? 30_000);
+  while (Date.now() < until && !options.signal.aborted) {
+    if (spawnError) throw new Error(`could not start the service: ${spawnError.message}`);
+    if (exited(child)) {
+      throw new Error(
+        `the service exited with code ${child.exitCode} before it was ready; its log (${options.logFile}) ends:\n${tail(options.logFile)}`,
+      );
+    }
+    const status = await fetch(url, { signal: AbortSignal.timeout(1_000) })
+      .then(async (res) => {
+        await res.arrayBuffer();
+        return res.status;
+      })
+      .catch(() => 0);
+    if (status === 200) return service;
+    await sleep(100);
+  }
+  await service.stop();
+  if (options.signal.aborted) throw new Error('interrupted');
+  throw new Error(
+    `the service was not ready within ${(options.readyWithinMs ?? 30_000) / 1000} s; its log (${options.logFile}) ends:\n${tail(options.logFile)}`,
+  );
+}
+
+/** Delete the stream and the KV bucket the service created, so nothing is left behind. */
+export async function removeBusObjects(nc: NatsConnection, names: BusNames): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const stream of [names.stream, `KV_${names.bucket}`]) {
+    await jsm.streams.delete(stream).catch((error: unknown) => {
+      // 10059: stream not found (the service never got that far).
+      if (!(error instanceof JetStreamApiError && error.code === 10059)) throw error;
+    });
+  }
+}

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { type Outcome, percentile, renderReport, summarize } from '../../src/demo/report.js';
+
+describe('percentile', () => {
+  it('is the nearest rank', () => {
+    expect(percentile([5, 1, 3, 2, 4], 50)).toBe(3);
+    expect(percentile([1, 2, 3, 4], 50)).toBe(2);
+    const hundred = Array.from({ length: 100 }, (_, i) => 100 - i);
+    expect(percentile(hundred, 99)).toBe(99);
+    expect(percentile(hundred, 100)).toBe(100);
+    expect(percentile(hundred, 0)).toBe(1);
+    expect(percentile([7], 99)).toBe(7);
+  });
+
+  it('is undefined for no values', () => {
+    expect(percentile([], 50)).toBeUndefined();
+  });
+});
+
+const base = {
+  refusedRejects: 1,
+  plannedRefusals: 1,
+  duplicatesDropped: 1,
+  plannedDrops: 1,
+  graphByStatus: { '429': 1, '202': 2 },
+  windowMs: 4_000,
+  publishMs: 5_020,
+  heldBackMs: 0,
+};
+
+describe('summarize and renderReport', () => {
+  const outcomes: Outcome[] = [
+    {
+      callId: 'a',
+      kind: 'rejected',
+      expected: 'rejected',
+      actual: 'rejected',
+      rejectLatencyMs: 10,
+      graphLatencyMs: 4,
+    },
+    {
+      callId: 'b',
+      kind: 'throttled',
+      expected: 'rejected',
+      actual: 'rejected',
+      rejectLatencyMs: 1_010,
+    },
+    { callId: 'c', kind: 'answered', expected: 'answered', actual: 'answered' },
+    { callId: 'd', kind: 'timedOut', expected: 'timedOut', actual: 'timedOut' },
+    { callId: 'e', kind: 'hungUp', expected: 'ended', actual: 'ended' },
+    { callId: 'f', kind: 'forbidden', expected: 'failed', actual: 'failed' },
+  ];
+
+  it('counts planned and actual states and computes the latencies', () => {
+    const summary = summarize({ ...base, outcomes });
+    expect(summary.planned).toEqual({ rejected: 2, answered: 1, timedOut: 1, ended: 1, failed: 1 });
+    expect(summary.actual).toEqual(summary.planned);
+    expect(summary).toMatchObject({ lost: 0, different: 0, ok: true });
+    expect(summary.rejectLatency).toEqual({ count: 2, p50: 10, p99: 1_010 });
+    expect(summary.firstTryLatency).toEqual({ count: 1, p50: 10, p99: 10 });
+    expect(summary.graphLatency).toEqual({ count: 1, p50: 4, p99: 4 });
+  });
+
+  it('renders a row per final state, the latencies and calls lost', () => {
+    const text = renderReport({ ...base, outcomes });
+    for (const state of ['rejected', 'answered', 'timedOut', 'ended', 'failed']) {
+      expect(text).toMatch(new RegExp(`^${state}\\s+\\d+\\s+\\d+$`, 'm'));
+    }
+    expect(text).toMatch(/^rejected\s+2\s+2$/m);
+    expect(text).toMatch(/^total\s+6\s+6$/m);
+    expect(text).toMatch(/p50\s+10 ms\s+p99\s+1010 ms\s+\(2 calls\)/);
+    expect(text).toContain('Graph emulator answers: 202: 2, 429: 1');
+    expect(text).toMatch(/^calls lost: 0$/m);
+  });
+
+  it('tells lost calls from calls that ended differently, and lists them', () => {
+    const bad: Outcome[] = [
+      ...outcomes.slice(0, 4),
+      { callId: 'e', kind: 'hungUp', expected: 'ended' },
+      { callId: 'f', kind: 'forbidden', expected: 'failed', actual: 'rejected' },
+    ];
+    const summary = summarize({ ...base, outcomes: bad });
+    expect(summary).toMatchObject({ lost: 1, different: 1, ok: false });
+    expect(summary.actual).toMatchObject({ ended: 0, failed: 0, rejected: 3 });
+    const text = renderReport({ ...base, outcomes: bad });
+    expect(text).toMatch(/^calls lost: 1$/m);
+    expect(text).toMatch(/^calls ended in another state than planned: 1$/m);
+    expect(text).toContain('e (hungUp): planned ended, got no final record');
+    expect(text).toContain('f (forbidden): planned failed, got rejected');
+    const none = renderReport({ ...base, outcomes: outcomes.slice(2) });
+    expect(none).toMatch(/p50\s+–\s+p99\s+–\s+\(0 calls\)/);
+  });
+});
