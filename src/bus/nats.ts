@@ -6,13 +6,13 @@ import type { Log } from '../log.js';
  * logging every change of the connection's state.
  *
  * @example
- * const nc = await connectNats({ servers: ['nats://127.0.0.1:4222'], name: 'callgate', log });
+ * const { nc, isConnected } = await connectNats({ servers: ['nats://127.0.0.1:4222'], name: 'callgate', log });
  */
 export async function connectNats(options: {
   servers: string[];
   name: string;
   log: Log;
-}): Promise<NatsConnection> {
+}): Promise<{ nc: NatsConnection; isConnected: () => boolean }> {
   const nc = await connect({
     servers: options.servers,
     name: options.name,
@@ -24,8 +24,11 @@ export async function connectNats(options: {
   });
   const log = options.log.child({ component: 'nats' });
   log.info({ server: nc.getServer() }, 'connected to NATS');
+  let connected = true;
   void (async () => {
     for await (const status of nc.status()) {
+      if (status.type === 'disconnect' || status.type === 'close') connected = false;
+      if (status.type === 'reconnect') connected = true;
       const level = status.type === 'disconnect' || status.type === 'error' ? 'warn' : 'info';
       log[level](
         { status: status.type, server: 'server' in status ? status.server : undefined },
@@ -33,5 +36,5 @@ export async function connectNats(options: {
       );
     }
   })();
-  return nc;
+  return { nc, isConnected: () => connected };
 }

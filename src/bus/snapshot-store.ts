@@ -1,20 +1,26 @@
 import { StorageType } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { CallEnvelope } from '../contract/events.js';
 import type { PersistedCall } from '../runtime/call-runtime.js';
 
-/** One call as kept in the KV bucket: its snapshot and the last stream sequence applied to it. */
-export interface StoredCall {
-  readonly seq: number;
-  readonly snapshot: PersistedCall;
-}
+/**
+ * One call as kept in the KV bucket: its snapshot and the last stream
+ * sequence applied to it; or, before its `call.incoming` arrived, the events
+ * held for it.
+ */
+export type StoredCall =
+  | { readonly seq: number; readonly snapshot: PersistedCall }
+  | { readonly seq: number; readonly held: readonly CallEnvelope[] };
+
+type Value = { readonly snapshot: PersistedCall } | { readonly held: readonly CallEnvelope[] };
 
 interface KeyState {
   revision: number | undefined;
   seq: number;
   writing: boolean;
   pending:
-    | { snapshot: PersistedCall; waiters: Array<{ resolve(): void; reject(e: unknown): void }> }
+    | { value: Value; waiters: Array<{ resolve(): void; reject(e: unknown): void }> }
     | undefined;
 }
 
@@ -32,6 +38,8 @@ export interface SnapshotStore {
   lastSeq(callId: string): number | undefined;
   /** Store the call's snapshot; `seq` is the message that caused it, if any. */
   save(callId: string, snapshot: PersistedCall, seq?: number): Promise<void>;
+  /** Store the events held for a call not seen yet. */
+  saveHeld(callId: string, held: readonly CallEnvelope[], seq: number): Promise<void>;
   /** Drop what is kept in memory for a call (its key expires on its own). */
   forget(callId: string): void;
 }
@@ -57,8 +65,8 @@ export async function openSnapshotStore(
     return s;
   };
 
-  async function write(callId: string, s: KeyState, snapshot: PersistedCall): Promise<void> {
-    const data = encoder.encode(JSON.stringify({ seq: s.seq, snapshot }));
+  async function write(callId: string, s: KeyState, value: Value): Promise<void> {
+    const data = encoder.encode(JSON.stringify({ seq: s.seq, ...value }));
     s.revision =
       s.revision === undefined
         ? await kv.create(callId, data)
@@ -67,16 +75,29 @@ export async function openSnapshotStore(
 
   async function drain(callId: string, s: KeyState): Promise<void> {
     while (s.pending) {
-      const { snapshot, waiters } = s.pending;
+      const { value, waiters } = s.pending;
       s.pending = undefined;
       try {
-        await write(callId, s, snapshot);
+        await write(callId, s, value);
         for (const w of waiters) w.resolve();
       } catch (error) {
         for (const w of waiters) w.reject(error);
       }
     }
     s.writing = false;
+  }
+
+  function enqueue(callId: string, value: Value, seq: number | undefined): Promise<void> {
+    const s = state(callId);
+    if (seq !== undefined && seq > s.seq) s.seq = seq;
+    return new Promise<void>((resolve, reject) => {
+      if (s.pending) s.pending = { value, waiters: [...s.pending.waiters, { resolve, reject }] };
+      else s.pending = { value, waiters: [{ resolve, reject }] };
+      if (!s.writing) {
+        s.writing = true;
+        void drain(callId, s);
+      }
+    });
   }
 
   return {
@@ -105,17 +126,10 @@ export async function openSnapshotStore(
       return keys.get(callId)?.seq;
     },
     save(callId, snapshot, seq) {
-      const s = state(callId);
-      if (seq !== undefined && seq > s.seq) s.seq = seq;
-      return new Promise<void>((resolve, reject) => {
-        if (s.pending)
-          s.pending = { snapshot, waiters: [...s.pending.waiters, { resolve, reject }] };
-        else s.pending = { snapshot, waiters: [{ resolve, reject }] };
-        if (!s.writing) {
-          s.writing = true;
-          void drain(callId, s);
-        }
-      });
+      return enqueue(callId, { snapshot }, seq);
+    },
+    saveHeld(callId, held, seq) {
+      return enqueue(callId, { held }, seq);
     },
     forget(callId) {
       const s = keys.get(callId);

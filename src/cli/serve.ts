@@ -106,7 +106,8 @@ export async function runServe(
     process.once('SIGINT', () => void shutdown('SIGINT').then(resolve));
   });
 
-  nc = await connectNats({ servers: config.natsServers, name: 'callgate', log });
+  const connection = await connectNats({ servers: config.natsServers, name: 'callgate', log });
+  nc = connection.nc;
   graph = createGraphClient({
     baseUrl: config.graph.baseUrl,
     apiVersion: config.graph.apiVersion,
@@ -122,6 +123,7 @@ export async function runServe(
     notificationsSubject: config.notificationsSubject,
     answerTimeoutMs: config.answerTimeoutMs,
     retentionMs: config.retentionMs,
+    isConnected: connection.isConnected,
   });
   log.info({ stream: service.names.stream, consumer: service.names.consumer }, 'ready');
   const jsm = await jetstreamManager(nc);

@@ -24,6 +24,8 @@ export interface ServiceOptions {
   readonly answerTimeoutMs: number;
   readonly retentionMs: number;
   readonly clock?: Clock;
+  /** Whether the connection to NATS is up (it reconnects for ever, so it is never closed). */
+  readonly isConnected?: () => boolean;
 }
 
 export interface Service {
@@ -40,6 +42,7 @@ export interface Service {
 }
 
 const DECODER = new TextDecoder('utf-8', { fatal: true });
+const ACK_WAIT_MS = 5_000;
 
 /**
  * The live service: JetStream in, the call runtime in the middle, lifecycle
@@ -52,7 +55,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const names = busNames(options.subjectPrefix, options.notificationsSubject);
   const eventsPrefix = `${names.prefix}.events.`;
   const jsm = await jetstreamManager(nc);
-  await ensureStreamAndConsumer(jsm, names, { ackWaitMs: options.answerTimeoutMs + 30_000 });
+  // Short: only messages being applied are unacknowledged (held events are
+  // stored), so after a crash they come back within seconds.
+  await ensureStreamAndConsumer(jsm, names, { ackWaitMs: ACK_WAIT_MS });
   const store = await openSnapshotStore(nc, {
     bucket: names.bucket,
     retentionMs: options.retentionMs,
@@ -64,21 +69,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   /** Writes started by the message being applied. */
   let currentWrites: Promise<void>[] = [];
   const decidedAt = new Map<string, number>();
-  /** Messages holding an event for a call not seen yet: acknowledged once it is applied or dropped. */
-  const heldWaits = new Map<string, Array<() => void>>();
-  /** Held messages released by the message being applied. */
-  let released: Array<() => void> = [];
-
-  function waitForCall(envelope: CallEnvelope): Promise<void> {
-    const expiresAt = Math.min(envelope.at, clock.now()) + options.answerTimeoutMs;
-    return new Promise((resolve) => {
-      const list = heldWaits.get(envelope.callId);
-      if (list) list.push(resolve);
-      else heldWaits.set(envelope.callId, [resolve]);
-      // The runtime drops the event at expiresAt; acknowledge just after.
-      setTimeout(resolve, Math.max(0, expiresAt - clock.now()) + 100).unref();
-    });
-  }
+  /** Events held for calls not seen yet, as stored, so a restart keeps them. */
+  const heldByCall = new Map<string, CallEnvelope[]>();
 
   const publish = (subject: string, body: unknown) => {
     nc.publish(subject, encoder.encode(JSON.stringify(body)));
@@ -96,17 +88,21 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       },
     },
     onChange(callId, snapshot) {
-      const write = store.save(callId, snapshot, currentSeq);
-      currentWrites.push(write);
-      pendingWrites.add(write);
-      write
-        .catch((error: unknown) => {
-          metrics.persistFailures.inc();
-          log.error({ callId, err: error }, 'could not store the call snapshot');
-        })
-        .finally(() => pendingWrites.delete(write));
+      track(store.save(callId, snapshot, currentSeq), callId);
     },
   });
+
+  /** Count a write in, so the message being applied is acknowledged only after it. */
+  function track(write: Promise<void>, callId: string): void {
+    currentWrites.push(write);
+    pendingWrites.add(write);
+    write
+      .catch((error: unknown) => {
+        metrics.persistFailures.inc();
+        log.error({ callId, err: error }, 'could not store the call');
+      })
+      .finally(() => pendingWrites.delete(write));
+  }
 
   function observe(record: LifecycleRecord) {
     const callLog = log.child({ callId: record.callId });
@@ -158,11 +154,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   function deliver(envelope: CallEnvelope): Delivery {
     const delivery = runtime.deliver(envelope);
     metrics.events.inc({ type: envelope.type, delivery });
-    if (delivery === 'held') currentWrites.push(waitForCall(envelope));
-    if (envelope.type === 'call.incoming' && delivery === 'applied') {
-      released.push(...(heldWaits.get(envelope.callId) ?? []));
-      heldWaits.delete(envelope.callId);
-    }
+    if (delivery === 'held') {
+      const held = [...(heldByCall.get(envelope.callId) ?? []), envelope];
+      heldByCall.set(envelope.callId, held);
+      track(store.saveHeld(envelope.callId, held, currentSeq ?? 0), envelope.callId);
+      // The runtime drops them once no window could be open; so does this copy.
+      setTimeout(() => {
+        if (heldByCall.get(envelope.callId) === held) heldByCall.delete(envelope.callId);
+      }, options.answerTimeoutMs + 1_000).unref();
+    } else heldByCall.delete(envelope.callId);
     if (delivery === 'duplicate' || delivery === 'ignoredFinal') {
       log
         .child({ callId: envelope.callId })
@@ -218,7 +218,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     metrics.messages.inc();
     currentSeq = msg.seq;
     currentWrites = [];
-    released = [];
     try {
       const events = eventsOf(msg);
       // A redelivered message whose effects were stored already is not applied again.
@@ -233,23 +232,18 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       currentSeq = undefined;
     }
     const writes = currentWrites;
-    const release = released;
     currentWrites = [];
-    released = [];
     if (writes.length === 0) {
       msg.ack();
       return;
     }
     Promise.all(writes).then(
-      () => {
-        msg.ack();
-        for (const ack of release) ack();
-      },
+      () => msg.ack(),
       () => msg.nak(1_000),
     );
   }
 
-  const restored = await restore(store, runtime, log);
+  const restored = await restore(store, runtime, heldByCall, log);
   metrics.liveCalls.set(runtime.liveCount);
   log.info({ restored, live: runtime.liveCount }, 'calls restored');
 
@@ -263,7 +257,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   return {
     names,
     runtime,
-    isReady: () => ready && !nc.isClosed(),
+    isReady: () => ready && !nc.isClosed() && (options.isConnected?.() ?? true),
     async stop(graceMs) {
       ready = false;
       await messages?.close();
@@ -282,12 +276,24 @@ function isFinal(state: CallStateName): boolean {
   return state !== 'ringing' && state !== 'rejecting';
 }
 
-/** Bring back every stored call: live ones into the runtime, final ones as tombstones. */
-async function restore(store: SnapshotStore, runtime: CallRuntime, log: Log): Promise<number> {
+/**
+ * Bring back every stored call: live ones into the runtime, final ones as
+ * tombstones, and events held for calls not seen yet held again.
+ */
+async function restore(
+  store: SnapshotStore,
+  runtime: CallRuntime,
+  heldByCall: Map<string, CallEnvelope[]>,
+  log: Log,
+): Promise<number> {
   const stored = await store.loadAll();
-  for (const [callId, { snapshot }] of stored) {
+  for (const [callId, call] of stored) {
     try {
-      runtime.restore(snapshot);
+      if ('snapshot' in call) runtime.restore(call.snapshot);
+      else {
+        heldByCall.set(callId, [...call.held]);
+        for (const envelope of call.held) runtime.deliver(envelope);
+      }
     } catch (error) {
       log.error({ callId, err: error }, 'could not restore a stored call');
     }

@@ -1,0 +1,122 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
+import {
+  type CallBus,
+  incoming,
+  newCallId,
+  openCallBus,
+  reject,
+  serviceEnv,
+  shape,
+} from '../support/call-bus.js';
+import { killAllCallgates, spawnCallgate, startCallgate } from '../support/callgate-process.js';
+import { eventually } from '../support/eventually.js';
+import { type NatsServer, startNatsServer } from '../support/nats-server.js';
+
+/** `callgate serve` as an operator runs it: signals, exit codes, configuration. */
+
+const WINDOW_MS = 4_000;
+/** SIGTERM to exit, at most (the service's own promise). */
+const EXIT_WITHIN_MS = 10_000;
+
+let server: NatsServer;
+let graph: GraphEmulator;
+let bus: CallBus;
+let run = 0;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  graph = await createGraphEmulator();
+});
+
+afterEach(async () => {
+  await killAllCallgates();
+  graph.reset();
+  await bus?.close();
+});
+
+afterAll(async () => {
+  await killAllCallgates();
+  await graph?.close();
+  await server?.dispose();
+});
+
+async function freshBus(): Promise<{ env: Record<string, string> }> {
+  const prefix = `e2eproc${++run}`;
+  bus = await openCallBus(server.url, prefix);
+  return {
+    env: serviceEnv({
+      natsUrl: server.url,
+      graphUrl: graph.url,
+      prefix,
+      answerTimeoutMs: WINDOW_MS,
+    }),
+  };
+}
+
+describe('callgate serve and SIGTERM', () => {
+  it('exits 0 within 10 s while a reject is in flight, after letting it finish', async () => {
+    const { env } = await freshBus();
+    const service = await startCallgate(env);
+    const callId = newCallId();
+    graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
+    await bus.send(incoming(callId));
+    await bus.send(reject(callId));
+    await eventually(() => graph.stats().held === 1);
+
+    const signalledAt = Date.now();
+    service.child.kill('SIGTERM');
+    // It stops taking work first: then Graph answers the request it is waiting for.
+    await eventually(async () => (await service.get('/readyz')) !== 200);
+    expect(graph.release(callId)).toBe(1);
+    const exit = await service.exited;
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalledAt).toBeLessThan(EXIT_WITHIN_MS);
+    expect(bus.recordsOf(callId).map(shape)).toEqual([
+      { state: 'ringing', previous: null },
+      { state: 'rejecting', previous: 'ringing', reason: 'busy', attempts: 1 },
+      { state: 'rejected', previous: 'rejecting', reason: 'busy', attempts: 1 },
+    ]);
+  });
+
+  it('exits within 10 s even when Graph never answers, and the next instance finishes the call', async () => {
+    const { env } = await freshBus();
+    const service = await startCallgate({ ...env, SHUTDOWN_TIMEOUT_MS: '500' });
+    const callId = newCallId();
+    graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
+    await bus.send(incoming(callId));
+    await bus.send(reject(callId));
+    await eventually(() => graph.stats().held === 1);
+
+    const signalledAt = Date.now();
+    service.child.kill('SIGTERM');
+    const exit = await service.exited;
+
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signalledAt).toBeLessThan(EXIT_WITHIN_MS);
+
+    await startCallgate(env);
+    const records = await bus.settled(callId);
+    expect(records.map((r) => r.state)).toEqual(['ringing', 'rejecting', 'rejected']);
+    expect(graph.stats().accepted[callId]).toBe(1);
+  });
+});
+
+describe('callgate serve with a bad configuration', () => {
+  it('ANSWER_TIMEOUT_MS=50 HTTP_PORT=x: exits 2 with one message naming both variables', async () => {
+    const service = await spawnCallgate({ ANSWER_TIMEOUT_MS: '50', HTTP_PORT: 'x' });
+
+    const exit = await service.exited;
+
+    expect(exit).toEqual({ code: 2, signal: null });
+    const message = service.stderr();
+    expect(message.match(/invalid configuration/g)).toHaveLength(1);
+    expect(message).toMatch(/^callgate serve: invalid configuration:\n/);
+    expect(message).toMatch(
+      /^ {2}ANSWER_TIMEOUT_MS: must be a whole number of milliseconds ≥ 100 \(got "50"\)$/m,
+    );
+    expect(message).toMatch(/^ {2}HTTP_PORT: must be a port number \(0-65535\) \(got "x"\)$/m);
+    expect(service.stdout()).toBe('');
+  });
+});
