@@ -19,6 +19,7 @@ const BENCHES: Record<string, () => Promise<Record<string, string | number>[]>> 
     heapPerRingingCall(),
     heapPerRunningActor(),
   ],
+  e2e: async () => (await import('./e2e/e2e.js')).e2eBench(),
 };
 
 function table(rows: Record<string, string | number>[]): string {

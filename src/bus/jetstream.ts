@@ -62,7 +62,7 @@ export async function ensureStreamAndConsumer(
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: options.ackWaitMs * NANOS_PER_MS,
-    max_ack_pending: options.maxAckPending ?? 20_000,
+    max_ack_pending: options.maxAckPending ?? 1_024,
     max_deliver: -1,
   };
   try {

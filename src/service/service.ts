@@ -105,14 +105,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
 
   function observe(record: LifecycleRecord) {
-    const callLog = log.child({ callId: record.callId });
+    const { callId } = record;
     if (record.refused) {
       metrics.refused.inc({ type: record.refused.type });
-      callLog.info({ refused: record.refused, state: record.state }, 'command refused');
+      log.info({ callId, refused: record.refused, state: record.state }, 'command refused');
       return;
     }
-    callLog.info(
+    log.info(
       {
+        callId,
         state: record.state,
         previous: record.previous,
         attempts: record.attempts,
@@ -249,7 +250,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
   let messages: ConsumerMessages | undefined = await consumer.consume({
-    max_messages: 1_000,
+    // Small slices: the event loop gets back to Graph's sockets between them.
+    max_messages: 256,
     callback: handle,
   });
   let ready = true;
