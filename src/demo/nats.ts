@@ -1,10 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { freePort, type NatsServerProcess, startNatsServer } from '../nats-server.js';
+
+export { freePort };
 
 /** A NATS server with JetStream the demo can use, and how to let go of it. */
 export interface DemoNats {
@@ -32,21 +30,6 @@ export const INSTALL_HINT = `The demo needs NATS with JetStream. Either
       brew install nats-server                  (macOS)
       go install github.com/nats-io/nats-server/v2@latest`;
 
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no free port'));
-      });
-    });
-  });
-}
-
 /** Connect and check that JetStream answers; throws when either fails. */
 async function connectWithJetStream(url: string): Promise<NatsConnection> {
   const nc = await connect({ servers: url.split(','), timeout: 2_000, name: 'callgate-demo' });
@@ -58,45 +41,6 @@ async function connectWithJetStream(url: string): Promise<NatsConnection> {
     await nc.close().catch(() => {});
     throw new Error(`no JetStream there: ${errorText(error)}`);
   }
-}
-
-/** Run `nats-server` with JetStream on a free port; resolves once it says it is ready. */
-function spawnServer(binary: string, port: number, storeDir: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const args = ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir];
-    const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-    let log = '';
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      reject(new Error(`${binary} was not ready within 10 s:\n${log}`));
-    }, 10_000);
-    proc.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    proc.stderr?.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      if (log.includes('Server is ready')) {
-        clearTimeout(timer);
-        proc.stderr?.removeAllListeners('data');
-        proc.stderr?.resume();
-        resolve(proc);
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${binary} exited with code ${code}:\n${log}`));
-    });
-  });
-}
-
-async function stopServer(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /**
@@ -112,39 +56,35 @@ export async function findOrStartNats(url: string, say: (line: string) => void):
   } catch (error) {
     say(`NATS: nothing usable at ${url} (${errorText(error)}); starting its own nats-server`);
     const first = errorText(error);
-    const port = await freePort();
-    const storeDir = mkdtempSync(join(tmpdir(), 'callgate-demo-nats-'));
-    const removeStore = () => rmSync(storeDir, { recursive: true, force: true });
     const tried: string[] = [];
     const chosen = process.env.NATS_SERVER_BIN;
     for (const binary of chosen ? [chosen] : ['nats-server', ...FALLBACK_BINARIES]) {
-      let proc: ChildProcess | undefined;
+      let server: NatsServerProcess | undefined;
       try {
-        proc = await spawnServer(binary, port, storeDir);
-        const own = `nats://127.0.0.1:${port}`;
-        const nc = await connectWithJetStream(own);
-        const server = proc;
-        process.once('exit', () => server.kill('SIGKILL'));
-        say(`NATS: started ${binary} on ${own} (store ${storeDir})`);
+        server = await startNatsServer({ binary });
+        const own = server;
+        const nc = await connectWithJetStream(own.url);
+        process.once('exit', () => {
+          if (own.pid) process.kill(own.pid, 'SIGKILL');
+        });
+        say(`NATS: started ${binary} on ${own.url} (store ${own.storeDir})`);
         return {
           nc,
-          url: own,
+          url: own.url,
           started: true,
           async close() {
             await nc.close().catch(() => {});
-            await stopServer(server);
-            removeStore();
+            await own.dispose();
             say(`NATS: stopped the demo's nats-server and removed its store`);
           },
         };
       } catch (spawnError) {
-        if (proc) await stopServer(proc);
+        await server?.dispose();
         tried.push(`${binary}: ${errorText(spawnError)}`);
         // Only a missing binary is worth looking for elsewhere.
         if ((spawnError as NodeJS.ErrnoException).code !== 'ENOENT') break;
       }
     }
-    removeStore();
     throw new NatsUnavailableError(
       `could not use NATS at ${url} (${first}), and could not start nats-server:\n  ${tried.join('\n  ')}`,
     );

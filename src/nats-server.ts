@@ -1,0 +1,130 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A free TCP port on loopback. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === 'object') resolve(address.port);
+        else reject(new Error('no free port'));
+      });
+    });
+  });
+}
+
+/** A `nats-server` child process with JetStream on a loopback port and a store of its own. */
+export interface NatsServerProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly storeDir: string;
+  /** The running process's id (0 when stopped). */
+  readonly pid: number;
+  /** Stop it: SIGTERM (SIGKILL after 5 s), or SIGKILL at once with `kill: true`. */
+  stop(options?: { kill?: boolean }): Promise<void>;
+  /** Start it again on the same port and store. */
+  start(): Promise<void>;
+  /** Stop it and remove the store. */
+  dispose(): Promise<void>;
+}
+
+function spawnReady(binary: string, args: string[]): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${binary} did not become ready in 10 s:\n${log}`));
+    }, 10_000);
+    proc.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const failure: NodeJS.ErrnoException = new Error(
+        `could not start ${binary} (${error.message}); run scripts/ensure-nats-server.sh`,
+        { cause: error },
+      );
+      if (error.code) failure.code = error.code;
+      reject(failure);
+    });
+    const onData = (chunk: Buffer) => {
+      if (log.length < 64_000) log += chunk.toString();
+      if (log.includes('Server is ready')) {
+        clearTimeout(timer);
+        // Keep draining stderr so the server never blocks on a full pipe.
+        proc.stderr?.off('data', onData);
+        proc.stderr?.resume();
+        resolve(proc);
+      }
+    };
+    proc.stderr?.on('data', onData);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${binary} exited with code ${code}:\n${log}`));
+    });
+  });
+}
+
+/**
+ * Start a real `nats-server` with JetStream on a free loopback port and a
+ * fresh temporary store; resolves once it says it is ready.
+ *
+ * @example
+ * const server = await startNatsServer();
+ * const nc = await connect({ servers: server.url });
+ * await server.dispose();
+ */
+export async function startNatsServer(
+  options: { binary?: string; args?: string[] } = {},
+): Promise<NatsServerProcess> {
+  const binary = options.binary ?? 'nats-server';
+  const port = await freePort();
+  const storeDir = mkdtempSync(join(tmpdir(), 'callgate-nats-'));
+  const args = [
+    '-a',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-js',
+    '-sd',
+    storeDir,
+    ...(options.args ?? []),
+  ];
+  let proc: ChildProcess | undefined;
+  const start = async () => {
+    proc = await spawnReady(binary, args);
+  };
+  const stop = async ({ kill = false } = {}) => {
+    const running = proc;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    running.kill(kill ? 'SIGKILL' : 'SIGTERM');
+    const timer = setTimeout(() => running.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await start();
+  } catch (error) {
+    rmSync(storeDir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    get pid() {
+      return proc && proc.exitCode === null ? (proc.pid ?? 0) : 0;
+    },
+    stop,
+    start,
+    async dispose() {
+      await stop();
+      rmSync(storeDir, { recursive: true, force: true });
+    },
+  };
+}
