@@ -74,6 +74,10 @@ const Env = z.object({
     'https://api.botframework.com',
     'https://graph.microsoft.com',
   ]),
+  WEBHOOK_TENANTS: list(z.string().min(1), 'must be tenant ids, comma-separated').optional(),
+  WEBHOOK_MAX_BYTES: wholeNumber('must be a whole number of bytes ≥ 1024', 1_024).default(
+    1_048_576,
+  ),
   INSPECT: z
     .enum(['0', '1', 'true', 'false', ''], { error: 'must be 1 or 0' })
     .transform((v) => v === '1' || v === 'true')
@@ -114,6 +118,9 @@ export interface Config {
     readonly appId: string | undefined;
     readonly openIdUrl: string;
     readonly issuers: string[];
+    /** When set, the only tenants whose notifications are accepted. */
+    readonly tenants: string[] | undefined;
+    readonly maxBytes: number;
   };
   readonly inspect: boolean;
   readonly logLevel: (typeof LOG_LEVELS)[number];
@@ -181,6 +188,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       appId: e.WEBHOOK_APP_ID ?? e.GRAPH_CLIENT_ID,
       openIdUrl: e.WEBHOOK_OPENID_URL,
       issuers: e.WEBHOOK_ISSUERS,
+      tenants: e.WEBHOOK_TENANTS,
+      maxBytes: e.WEBHOOK_MAX_BYTES,
     },
     inspect: e.INSPECT,
     logLevel: e.LOG_LEVEL,

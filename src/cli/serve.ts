@@ -1,15 +1,18 @@
 import type { Server } from 'node:http';
-import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type NatsConnection, headers as natsHeaders } from '@nats-io/transport-node';
 import { connectNats } from '../bus/nats.js';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { createGraphClient, type GraphClient } from '../graph/client.js';
 import { clientCredentials, staticToken, type TokenSource } from '../graph/tokens.js';
 import { createLogger, type Log } from '../log.js';
 import type { CallControl } from '../runtime/ports.js';
-import { createHttpServer } from '../service/http.js';
+import { createHttpServer, type Route } from '../service/http.js';
 import { createMetrics, type Metrics } from '../service/metrics.js';
 import { type Service, startService } from '../service/service.js';
+import { createKeyResolver } from '../webhook/keys.js';
+import { createWebhookRoute } from '../webhook/route.js';
+import { createNotificationVerifier } from '../webhook/verify.js';
 
 /** SIGTERM/SIGINT to exit, at most. */
 const EXIT_WITHIN_MS = 10_000;
@@ -76,7 +79,40 @@ export async function runServe(
   let service: Service | undefined;
   let nc: NatsConnection | undefined;
   let graph: GraphClient | undefined;
-  const http = createHttpServer({ metrics, isReady: () => service?.isReady() ?? false });
+  const routes: Record<string, Route> = {};
+  if (config.webhook.appId) {
+    const keys = createKeyResolver({ openIdUrl: config.webhook.openIdUrl, log });
+    void keys.refresh().catch(() => {});
+    routes[`POST ${config.webhook.path}`] = createWebhookRoute({
+      verify: createNotificationVerifier({
+        keys: keys.getKey,
+        issuers: config.webhook.issuers,
+        audience: config.webhook.appId,
+        ...(config.webhook.tenants && { tenants: config.webhook.tenants }),
+      }),
+      // Stored in JetStream (ack awaited) before Graph hears 202; until the
+      // bus is up this throws, and Graph, answered 503, sends it again.
+      publish: async (body, fields) => {
+        if (!nc || !service?.isReady()) throw new Error('not connected to NATS yet');
+        const h = natsHeaders();
+        for (const [name, value] of Object.entries(fields)) h.set(name, value);
+        const messageId = fields['x-microsoft-skype-message-id'];
+        await jetstream(nc).publish(config.notificationsSubject, body, {
+          headers: h,
+          ...(messageId && { msgID: messageId }),
+        });
+      },
+      maxBytes: config.webhook.maxBytes,
+      log: log.child({ component: 'webhook' }),
+    });
+  } else {
+    log.warn('webhook off: set WEBHOOK_APP_ID (or GRAPH_CLIENT_ID) to accept Graph notifications');
+  }
+  const http = createHttpServer({
+    metrics,
+    isReady: () => service?.isReady() ?? false,
+    routes,
+  });
   await listen(http, config.http.port, config.http.host);
   const address = http.address();
   log.info(

@@ -1,0 +1,47 @@
+import type { IncomingMessage } from 'node:http';
+
+export type BodyRead =
+  | { readonly kind: 'ok'; readonly body: Uint8Array }
+  /** More than `maxBytes` arrived: reading stopped and what was read is dropped. */
+  | { readonly kind: 'too-large' }
+  /** The client went away before the end of the body. */
+  | { readonly kind: 'aborted' };
+
+/**
+ * Read a request body of at most `maxBytes`. On the first byte too many it
+ * stops listening and pauses the request, so the rest is never buffered;
+ * answer with `Connection: close` and Node closes the socket after the answer.
+ *
+ * @example
+ * const read = await readBody(req, 1024 * 1024);
+ * if (read.kind === 'too-large') res.writeHead(413, { connection: 'close' }).end();
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyRead> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (result: BodyRead) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onGone);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        chunks.length = 0;
+        req.pause();
+        settle({ kind: 'too-large' });
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => settle({ kind: 'ok', body: Buffer.concat(chunks, size) });
+    const onGone = () => settle({ kind: 'aborted' });
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onGone);
+    req.on('close', onGone);
+  });
+}
