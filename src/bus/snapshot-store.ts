@@ -27,9 +27,10 @@ interface KeyState {
 /**
  * Call snapshots in a JetStream KV bucket, one key per call. Every write is a
  * compare-and-set on the key's revision, so two instances can never both
- * own a call. Writes to one key are serialised and coalesced: a change that
- * arrives while the key is being written is folded into the next write, and
- * its promise resolves when a write containing it is stored.
+ * own a call. Writes to one key are serialised and coalesced: changes made in
+ * the same turn of the event loop, or while the key is being written, are
+ * folded into one write, and each change's promise resolves when a write
+ * containing it is stored.
  */
 export interface SnapshotStore {
   /** Every stored call, for restoring on start. */
@@ -95,7 +96,9 @@ export async function openSnapshotStore(
       else s.pending = { value, waiters: [{ resolve, reject }] };
       if (!s.writing) {
         s.writing = true;
-        void drain(callId, s);
+        // Wait for the rest of this batch of messages: a call's incoming and
+        // its reject often arrive together, and then make one write.
+        setImmediate(() => void drain(callId, s));
       }
     });
   }
