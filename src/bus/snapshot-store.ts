@@ -41,8 +41,6 @@ export interface SnapshotStore {
   save(callId: string, snapshot: PersistedCall, seq?: number): Promise<void>;
   /** Store the events held for a call not seen yet. */
   saveHeld(callId: string, held: readonly CallEnvelope[], seq: number): Promise<void>;
-  /** Drop what is kept in memory for a call (its key expires on its own). */
-  forget(callId: string): void;
 }
 
 export async function openSnapshotStore(
@@ -75,17 +73,21 @@ export async function openSnapshotStore(
   }
 
   async function drain(callId: string, s: KeyState): Promise<void> {
+    let last: Value | undefined;
     while (s.pending) {
       const { value, waiters } = s.pending;
       s.pending = undefined;
       try {
         await write(callId, s, value);
+        last = value;
         for (const w of waiters) w.resolve();
       } catch (error) {
         for (const w of waiters) w.reject(error);
       }
     }
     s.writing = false;
+    // A final call is never written again: keep nothing of it in memory.
+    if (last && 'snapshot' in last && last.snapshot.status === 'done') keys.delete(callId);
   }
 
   function enqueue(callId: string, value: Value, seq: number | undefined): Promise<void> {
@@ -133,10 +135,6 @@ export async function openSnapshotStore(
     },
     saveHeld(callId, held, seq) {
       return enqueue(callId, { held }, seq);
-    },
-    forget(callId) {
-      const s = keys.get(callId);
-      if (s && !s.writing) keys.delete(callId);
     },
   };
 }

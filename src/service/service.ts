@@ -79,6 +79,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const runtime = createCallRuntime({
     clock,
     windowMs: options.answerTimeoutMs,
+    retentionMs: options.retentionMs,
     control: options.control,
     log,
     sink: {
