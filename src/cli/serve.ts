@@ -74,7 +74,7 @@ export async function runServe(
     }
     throw error;
   }
-  const log = createLogger({ level: config.logLevel });
+  const log = createLogger({ level: config.logLevel, logPii: config.logPii });
   const metrics = createMetrics();
   let service: Service | undefined;
   let nc: NatsConnection | undefined;
@@ -142,7 +142,21 @@ export async function runServe(
     process.once('SIGINT', () => void shutdown('SIGINT').then(resolve));
   });
 
-  const connection = await connectNats({ servers: config.natsServers, name: 'callgate', log });
+  let connection: Awaited<ReturnType<typeof connectNats>>;
+  try {
+    connection = await connectNats({
+      servers: config.nats.servers,
+      auth: config.nats.auth,
+      tls: config.nats.tls,
+      name: 'callgate',
+      log,
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    log.fatal({ err: message }, 'cannot connect to NATS');
+    process.stderr.write(`callgate serve: ${message}\n`);
+    return 1;
+  }
   nc = connection.nc;
   graph = createGraphClient({
     baseUrl: config.graph.baseUrl,

@@ -165,6 +165,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         if (heldByCall.get(envelope.callId) === held) heldByCall.delete(envelope.callId);
       }, options.answerTimeoutMs + 1_000).unref();
     } else heldByCall.delete(envelope.callId);
+    if (envelope.type === 'call.incoming' && delivery === 'applied') {
+      // Who calls whom: hashed by the logger unless LOG_PII=1.
+      const { callId, tenantId, source, targets } = envelope;
+      log.info({ callId, tenantId, source, targets }, 'incoming call');
+    }
     if (delivery === 'duplicate' || delivery === 'ignoredFinal') {
       log
         .child({ callId: envelope.callId })

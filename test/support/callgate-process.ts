@@ -1,36 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { CONFIG_VARIABLES } from '../../src/config.js';
 import { freePort } from './nats-server.js';
 
 /** The repository root: the child runs `src/cli.ts` from here through tsx. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Every variable `loadConfig` reads: none of them leaks from the test's own environment. */
-const CONFIG_VARIABLES = [
-  'NATS_URL',
-  'SUBJECT_PREFIX',
-  'NOTIFICATIONS_SUBJECT',
-  'GRAPH_BASE_URL',
-  'GRAPH_API_VERSION',
-  'GRAPH_TENANT_ID',
-  'GRAPH_CLIENT_ID',
-  'GRAPH_CLIENT_SECRET',
-  'GRAPH_AUTHORITY_URL',
-  'GRAPH_TOKEN_ENDPOINT',
-  'GRAPH_TOKEN',
-  'ANSWER_TIMEOUT_MS',
-  'HTTP_PORT',
-  'HTTP_HOST',
-  'WEBHOOK_PATH',
-  'WEBHOOK_APP_ID',
-  'WEBHOOK_OPENID_URL',
-  'WEBHOOK_ISSUERS',
-  'INSPECT',
-  'LOG_LEVEL',
-  'RETENTION_MS',
-  'SHUTDOWN_TIMEOUT_MS',
-];
+/** Kept out of the child's inherited environment, so a developer's shell cannot change a test. */
 
 export interface Exit {
   readonly code: number | null;
