@@ -7,9 +7,6 @@ import { freePort } from './nats-server.js';
 /** The repository root: the child runs `src/cli.ts` from here through tsx. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-/** Every variable `loadConfig` reads: none of them leaks from the test's own environment. */
-/** Kept out of the child's inherited environment, so a developer's shell cannot change a test. */
-
 export interface Exit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
