@@ -14,6 +14,11 @@ import type {
 export const FINAL_STATES = ['rejected', 'answered', 'timedOut', 'ended', 'failed'] as const;
 export type FinalStateName = (typeof FINAL_STATES)[number];
 
+/** Whether a state of the contract is final. */
+export function isFinalState(state: string): state is FinalStateName {
+  return (FINAL_STATES as readonly string[]).includes(state);
+}
+
 const REFUSALS: Readonly<Record<FinalStateName, string>> = {
   rejected: 'the call was already rejected',
   answered: 'the call was answered',

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { FINAL_STATES, type FinalStateName } from '../../machines/call.machine.js';
 import type { FaultRule } from '../emulator/emulator.js';
 
 /** The final states a demo call is planned to reach. */
-export const FINAL_STATES = ['rejected', 'answered', 'timedOut', 'ended', 'failed'] as const;
-export type FinalState = (typeof FINAL_STATES)[number];
+export { FINAL_STATES };
+export type FinalState = FinalStateName;
 
 export type DemoKind =
   | 'rejected'

@@ -1,6 +1,6 @@
 import { type ConsumerMessages, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { CallStateName } from '../../machines/types.js';
+import { isFinalState } from '../../machines/call.machine.js';
 import { type BusNames, busNames, ensureStreamAndConsumer } from '../bus/jetstream.js';
 import { openSnapshotStore, type SnapshotStore } from '../bus/snapshot-store.js';
 import { canonicalCallId } from '../contract/call-id.js';
@@ -123,7 +123,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       'call state changed',
     );
     if (record.state === 'rejecting') decidedAt.set(record.callId, clock.now());
-    if (isFinal(record.state)) {
+    if (isFinalState(record.state)) {
       metrics.finalCalls.inc({ state: record.state });
       const started = decidedAt.get(record.callId);
       decidedAt.delete(record.callId);
@@ -278,10 +278,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       runtime.stop();
     },
   };
-}
-
-function isFinal(state: CallStateName): boolean {
-  return state !== 'ringing' && state !== 'rejecting';
 }
 
 /**
