@@ -69,6 +69,12 @@ export interface CallRuntimeOptions {
   readonly onChange?: (callId: string, snapshot: PersistedCall) => void;
   /** How long a final call is remembered, so late commands are refused (default: for ever). */
   readonly retentionMs?: number;
+  /**
+   * Keep every live call's actor running instead of letting it rest as a
+   * snapshot between steps (default false). For inspection: an inspector then
+   * sees one actor per call for its whole life, at about 4 KB a call.
+   */
+  readonly keepAwake?: boolean;
 }
 
 export interface CallRuntime {
@@ -283,7 +289,8 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       if (value instanceof Actor) {
         snapshot = value.getPersistedSnapshot() as PersistedCall;
         const live = value.getSnapshot();
-        if (live.status === 'active' && !live.matches({ rejecting: 'sending' })) {
+        const resting = live.status === 'active' && !live.matches({ rejecting: 'sending' });
+        if (resting && !options.keepAwake) {
           calls.set(callId, snapshot);
           awake--;
           value.stop();

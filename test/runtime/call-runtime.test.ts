@@ -631,3 +631,23 @@ describe('onChange', () => {
     expect(runtime.awakeCount).toBe(0);
   });
 });
+
+describe('keepAwake', () => {
+  it('keeps one running actor per live call, for an inspector to follow', () => {
+    const clock = new SimulatedClock();
+    clock.set(T0);
+    const runtime = createCallRuntime({
+      clock,
+      windowMs: WINDOW_MS,
+      control: { reject: () => Promise.resolve(ACCEPTED) },
+      sink: { lifecycle: () => {} },
+      keepAwake: true,
+    });
+    runtime.deliver(incoming(T0));
+    expect([runtime.liveCount, runtime.awakeCount]).toEqual([1, 1]);
+    clock.set(DEADLINE);
+    runtime.scheduler.fireDue();
+    expect(runtime.stateOf(CALL_ID)).toBe('timedOut');
+    expect(runtime.awakeCount).toBe(0);
+  });
+});
