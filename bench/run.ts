@@ -20,6 +20,7 @@ const BENCHES: Record<string, () => Promise<Record<string, string | number>[]>> 
     heapPerRunningActor(),
   ],
   e2e: async () => (await import('./e2e/e2e.js')).e2eBench(),
+  webhook: async () => (await import('./webhook/webhook.js')).webhookBench(),
 };
 
 function table(rows: Record<string, string | number>[]): string {

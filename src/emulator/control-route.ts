@@ -20,6 +20,9 @@ const RELEASE = /^release(?:\/([^/]+))?$/;
  * | `POST /_emulator/release/{callId}` | answer the held requests of one call (`/release`: all) |
  * | `POST /_emulator/reset` | forget everything (204) |
  *
+ * The call routes (`/_emulator/calls…`, `/_emulator/notifications`) are in
+ * `calls-route.ts`.
+ *
  * Bad bodies get 400 `{"error": {"code": "invalidRequest", "message": "fault.kind: …"}}`.
  */
 export async function handleControl(
@@ -27,6 +30,7 @@ export async function handleControl(
   res: ServerResponse,
   path: string,
   state: EmulatorState,
+  hooks: { readonly onReset?: () => void } = {},
 ): Promise<void> {
   const route = path.slice(CONTROL_PREFIX.length);
   const method = req.method ?? 'GET';
@@ -48,6 +52,7 @@ export async function handleControl(
   if (route === 'stats' && method === 'GET') return send(res, 200, stats(state));
   if (route === 'reset' && method === 'POST') {
     reset(state);
+    hooks.onReset?.();
     return send(res, 204);
   }
   if (releaseMatch && method === 'POST') {

@@ -1,14 +1,38 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import {
+  handleCallsControl,
+  handleNotificationKeys,
+  handleNotificationOpenId,
+} from './calls-route.js';
 import { CONTROL_PREFIX, handleControl } from './control-route.js';
 import { callKey, createFaultBook, type FaultRule, parseFaultRule } from './faults.js';
 import { BodyTooLargeError, send, sendGraphError } from './http.js';
+import {
+  createNotificationKeys,
+  createNotifier,
+  type EmulatedCall,
+  type HangUpOptions,
+  NOTIFICATION_ISSUER,
+  type NotificationKeys,
+  type PlaceCallOptions,
+  type PlacedCall,
+  type SentNotification,
+  signNotificationToken,
+} from './notifier.js';
 import { handleReject } from './reject-route.js';
 import * as State from './state.js';
 import { handleOpenIdConfiguration, handleToken } from './token-route.js';
 
 export type { Fault, FaultRule } from './faults.js';
+export type {
+  EmulatedCall,
+  HangUpOptions,
+  PlaceCallOptions,
+  PlacedCall,
+  SentNotification,
+} from './notifier.js';
 export type { EmulatorStats, ReceivedReject } from './state.js';
 
 /** The slice of a pino logger the emulator uses. */
@@ -30,6 +54,10 @@ export interface GraphEmulatorOptions {
   readonly credentials?: { readonly clientId: string; readonly clientSecret: string };
   /** For `rate` faults. Default `Math.random`. */
   readonly random?: () => number;
+  /** `iss` of the notification tokens. Default `https://api.botframework.com`. */
+  readonly issuer?: string;
+  /** Lifetime of each notification token. Default 300 s. */
+  readonly notificationTokenTtlSeconds?: number;
   readonly log?: EmulatorLog;
 }
 
@@ -51,6 +79,27 @@ export interface GraphEmulator {
   tokenEndpoint(tenant: string): string;
   reset(): void;
   close(): Promise<void>;
+  /** The OpenID configuration naming the notification keys: use as `WEBHOOK_OPENID_URL`. */
+  readonly openIdUrl: string;
+  /** `iss` of the notification tokens: use in `WEBHOOK_ISSUERS`. */
+  readonly issuer: string;
+  /**
+   * Announce a call: POST Graph's signed incoming-call batch to `callbackUrl`
+   * and resolve with the webhook's answer. Throws a `TypeError` naming a bad field.
+   */
+  placeCall(options: PlaceCallOptions): Promise<PlacedCall>;
+  /** `updated`, state `established`, for a placed call still incoming. */
+  answer(callId: string): Promise<SentNotification>;
+  /** `deleted`, state `terminated` with `resultInfo`, for a placed call not final yet. */
+  hangUp(callId: string, resultInfo?: HangUpOptions): Promise<SentNotification>;
+  /** Every placed call with its state as Graph sees it. */
+  calls(): EmulatedCall[];
+  /** Every notification sent so far with the webhook's answer, oldest first (copies). */
+  notifications(): SentNotification[];
+  /** Wait until every notification sent so far has been answered (or failed). */
+  notificationsSettled(): Promise<void>;
+  /** A notification token signed with the emulator's key (for benchmarks and tests). */
+  signNotificationToken(claims: { appId: string; tenantId?: string }): Promise<string>;
 }
 
 const REJECT = /^\/(v1\.0|beta)\/communications\/calls\/([^/]+)\/reject$/;
@@ -80,17 +129,43 @@ export async function createGraphEmulator(
     credentials: options.credentials,
   };
   let url = '';
+  const issuer = options.issuer ?? NOTIFICATION_ISSUER;
+  // The notification signing key is made on first use (RSA key generation
+  // takes a while): the first `/keys` fetch, token or placed call.
+  let keysMade: Promise<NotificationKeys> | undefined;
+  const keys = () => {
+    keysMade ??= createNotificationKeys();
+    return keysMade;
+  };
+  const notifier = createNotifier({
+    keys,
+    issuer,
+    ...(options.notificationTokenTtlSeconds !== undefined && {
+      tokenTtlSeconds: options.notificationTokenTtlSeconds,
+    }),
+    ...(options.log && { log: options.log }),
+  });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const method = req.method ?? 'GET';
-    if (path.startsWith(CONTROL_PREFIX)) return handleControl(req, res, path, state);
+    if (path.startsWith(CONTROL_PREFIX)) {
+      if (await handleCallsControl(req, res, path, notifier)) return;
+      return handleControl(req, res, path, state, { onReset: () => notifier.reset() });
+    }
     const reject = REJECT.exec(path);
     if (reject && method === 'POST') {
       const apiVersion = reject[1] === 'beta' ? 'beta' : 'v1.0';
       const callId = decodeURIComponent(reject[2] ?? '');
-      return handleReject(req, res, { apiVersion, callId }, state, rejectOptions);
+      await handleReject(req, res, { apiVersion, callId }, state, rejectOptions);
+      // Graph follows an accepted reject with a bare `deleted` (once per announced call).
+      if (state.accepted.has(callKey(callId))) notifier.rejectAccepted(callId);
+      return;
     }
+    if (method === 'GET' && path === '/.well-known/openid-configuration') {
+      return handleNotificationOpenId(res, url, issuer);
+    }
+    if (method === 'GET' && path === '/keys') return handleNotificationKeys(res, await keys());
     const token = TOKEN.exec(path);
     if (token?.[1] && method === 'POST') {
       return handleToken(req, res, token[1], state, tokenOptions);
@@ -140,13 +215,34 @@ export async function createGraphEmulator(
     release: (callId) => State.release(state, callId),
     stats: () => State.stats(state),
     tokenEndpoint: (tenant) => `${url}/${tenant}/oauth2/v2.0/token`,
-    reset: () => State.reset(state),
-    close: () =>
-      new Promise<void>((resolve) => {
+    reset: () => {
+      State.reset(state);
+      notifier.reset();
+    },
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Cut open connections first, so held answers released below go nowhere.
         server.closeAllConnections();
         State.release(state);
+      });
+      await notifier.close();
+    },
+    openIdUrl: `${url}/.well-known/openid-configuration`,
+    issuer,
+    placeCall: (call) => notifier.placeCall(call),
+    answer: (callId) => notifier.answer(callId),
+    hangUp: (callId, resultInfo) => notifier.hangUp(callId, resultInfo),
+    calls: () => notifier.calls(),
+    notifications: () => notifier.notifications(),
+    notificationsSettled: () => notifier.settled(),
+    signNotificationToken: async (claims) =>
+      signNotificationToken(await keys(), {
+        ...claims,
+        issuer,
+        ...(options.notificationTokenTtlSeconds !== undefined && {
+          ttlSeconds: options.notificationTokenTtlSeconds,
+        }),
       }),
   };
 }

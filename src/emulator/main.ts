@@ -28,8 +28,10 @@ export const DEFAULT_EMULATOR_PORT = 4010;
 
 /**
  * `callgate emulate-graph`: run the loopback Graph emulator until SIGINT,
- * SIGTERM or `signal`. Logs one JSON line `{"url": …, "msg": "graph emulator
- * listening"}` when ready, so a parent process can find the port.
+ * SIGTERM or `signal`. Logs one JSON line `{"url": …, "openIdUrl": …,
+ * "issuer": …, "msg": "graph emulator listening"}` when ready, so a parent
+ * process can find the port (and configure the webhook: `WEBHOOK_OPENID_URL`,
+ * `WEBHOOK_ISSUERS`).
  *
  * @example
  * // src/cli.ts
@@ -54,7 +56,13 @@ export async function runEmulateGraph(options: EmulateGraphOptions = {}): Promis
     log,
   });
   log.info(
-    { url: emulator.url, port: emulator.port, control: `${emulator.url}/_emulator/stats` },
+    {
+      url: emulator.url,
+      port: emulator.port,
+      control: `${emulator.url}/_emulator/stats`,
+      openIdUrl: emulator.openIdUrl,
+      issuer: emulator.issuer,
+    },
     'graph emulator listening',
   );
   options.onReady?.(emulator);
