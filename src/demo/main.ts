@@ -42,6 +42,8 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
     say(`cleaned up: stream ${names.stream} and KV bucket ${names.bucket} deleted`);
   });
   const emulator = await createGraphEmulator();
+  /** The bot's app id: the audience of the emulator's notification tokens. */
+  const DEMO_APP_ID = 'callgate-demo-bot';
   cleanups.push(() => emulator.close());
   say(`Graph emulator: ${emulator.url}`);
 
@@ -60,6 +62,10 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
       NOTIFICATIONS_SUBJECT: names.notificationsSubject,
       LOG_LEVEL: 'warn',
       INSPECT: '0',
+      // Graph's callback: the emulator signs its notifications, the service checks them.
+      WEBHOOK_APP_ID: DEMO_APP_ID,
+      WEBHOOK_OPENID_URL: emulator.openIdUrl,
+      WEBHOOK_ISSUERS: emulator.issuer,
     },
     httpPort,
     logFile,
@@ -91,6 +97,19 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
     published = await publishTraffic(jetstream(nats.nc), prefix, calls, {
       signal,
       service: tracker,
+      async placeCall(call) {
+        const placed = await emulator.placeCall({
+          callbackUrl: `http://127.0.0.1:${httpPort}/api/calling`,
+          appId: DEMO_APP_ID,
+          callId: call.callId,
+          source: {
+            identity: { user: { id: `u${call.n}`, displayName: `Caller ${call.n}` } },
+          },
+        });
+        if (placed.status !== 202) {
+          throw new Error(`the webhook answered ${placed.status ?? 'nothing'} for ${call.callId}`);
+        }
+      },
       beforeReject(call) {
         // Graph's answers for this call are scripted before its reject goes out.
         for (const rule of call.faults) emulator.setFault(rule);

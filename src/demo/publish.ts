@@ -54,6 +54,11 @@ function followUps(call: DemoCall, now: number): FollowUp[] {
 export interface PublishHooks {
   /** Called just before a call's first `call.reject` is published. */
   beforeReject(call: DemoCall): void;
+  /**
+   * Announce a call the way Graph does: a signed notification POSTed to the
+   * service's webhook. Without it, `call.incoming` is published on NATS.
+   */
+  placeCall?(call: DemoCall): Promise<void>;
   /** What the lifecycle records said so far: how many arrived for the call, and whether one was final. */
   readonly service: {
     records(callId: string): number;
@@ -109,6 +114,12 @@ export async function publishTraffic(
     if (what === 'decision' && body.type === 'call.reject') hooks.beforeReject(call);
     if (what === 'incoming' || what === 'decision')
       unread.push({ call, what, at: performance.now() });
+    // Duplicated calls stay on NATS, where JetStream drops the repeated incoming.
+    if (what === 'incoming' && hooks.placeCall && call.kind !== 'duplicated') {
+      return hooks.placeCall(call).then(() => {
+        stored++;
+      });
+    }
     const incoming = what === 'incoming' || what === 'incomingAgain';
     const options = incoming ? { msgID: `incoming-${call.callId}` } : {};
     return js
