@@ -172,6 +172,8 @@ const Env = z.object({
     .enum(['0', '1', 'true', 'false', ''], { error: 'must be 1 or 0' })
     .transform((v) => v === '1' || v === 'true')
     .default(false),
+  INSPECT_PORT: wholeNumber('must be a port number (1-65535)', 1, 65_535).default(4242),
+  INSPECT_HOST: z.string().min(1).default('127.0.0.1'),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
@@ -256,6 +258,8 @@ export interface Config {
     readonly maxBytes: number;
   };
   readonly inspect: boolean;
+  /** Where the Stately inspector's relay listens with `INSPECT=1` (loopback by default). */
+  readonly inspector: { readonly port: number; readonly host: string };
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** `LOG_PII=1`: callers' identities shown in logs as they are, not hashed. */
   readonly logPii: boolean;
@@ -379,6 +383,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxBytes: e.WEBHOOK_MAX_BYTES,
     },
     inspect: e.INSPECT,
+    inspector: { port: e.INSPECT_PORT, host: e.INSPECT_HOST },
     logLevel: e.LOG_LEVEL,
     logPii: e.LOG_PII,
     retentionMs: e.RETENTION_MS,

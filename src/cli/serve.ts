@@ -5,6 +5,8 @@ import { connectNats } from '../bus/nats.js';
 import { type Config, ConfigError, loadConfig } from '../config.js';
 import { createGraphClient, type GraphClient } from '../graph/client.js';
 import { clientCredentials, staticToken, type TokenSource } from '../graph/tokens.js';
+import { type CallInspector, createCallInspector } from '../inspect/inspector.js';
+import { createLiveHub } from '../live/hub.js';
 import { createLogger, type Log } from '../log.js';
 import type { CallControl } from '../runtime/ports.js';
 import { createHttpServer, type Route } from '../service/http.js';
@@ -79,7 +81,12 @@ export async function runServe(
   let service: Service | undefined;
   let nc: NatsConnection | undefined;
   let graph: GraphClient | undefined;
-  const routes: Record<string, Route> = {};
+  let inspector: CallInspector | undefined;
+  // The live page (`GET /`, `GET /events`), fed every lifecycle record.
+  const live = createLiveHub({
+    deadlineOf: (callId) => service?.runtime.persist(callId)?.context.deadline,
+  });
+  const routes: Record<string, Route> = { ...live.routes };
   if (config.webhook.appId) {
     const keys = createKeyResolver({ openIdUrl: config.webhook.openIdUrl, log });
     void keys.refresh().catch(() => {});
@@ -131,6 +138,8 @@ export async function runServe(
       await service?.stop(Math.min(config.shutdownTimeoutMs, EXIT_WITHIN_MS - 2_000));
       await graph?.close();
       await nc?.drain();
+      await inspector?.stop();
+      live.close();
       await new Promise((resolve) => http.close(resolve));
       log.info('stopped');
       return 0;
@@ -158,6 +167,20 @@ export async function runServe(
     return 1;
   }
   nc = connection.nc;
+  if (config.inspect) {
+    try {
+      inspector = await createCallInspector({
+        port: config.inspector.port,
+        host: config.inspector.host,
+        log: log.child({ component: 'inspector' }),
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      log.fatal({ err: message }, 'cannot start the Stately inspector');
+      process.stderr.write(`callgate serve: INSPECT=1: ${message}\n`);
+      return 1;
+    }
+  }
   graph = createGraphClient({
     baseUrl: config.graph.baseUrl,
     apiVersion: config.graph.apiVersion,
@@ -174,6 +197,9 @@ export async function runServe(
     answerTimeoutMs: config.answerTimeoutMs,
     retentionMs: config.retentionMs,
     isConnected: connection.isConnected,
+    onRecord: live.record,
+    // One running actor per call, so the inspector sees each call as one actor.
+    ...(inspector && { inspect: inspector.inspect, keepAwake: true }),
   });
   log.info({ stream: service.names.stream, consumer: service.names.consumer }, 'ready');
   const jsm = await jetstreamManager(nc);

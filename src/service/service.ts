@@ -8,7 +8,12 @@ import { type CallEnvelope, parseEnvelopeText } from '../contract/events.js';
 import { translateNotificationsText } from '../contract/graph-notifications.js';
 import type { InvalidRecord, LifecycleRecord } from '../contract/records.js';
 import type { Log } from '../log.js';
-import { type CallRuntime, createCallRuntime, type Delivery } from '../runtime/call-runtime.js';
+import {
+  type CallRuntime,
+  type CallRuntimeOptions,
+  createCallRuntime,
+  type Delivery,
+} from '../runtime/call-runtime.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
 import type { CallControl } from '../runtime/ports.js';
 import type { Metrics } from './metrics.js';
@@ -26,6 +31,12 @@ export interface ServiceOptions {
   readonly clock?: Clock;
   /** Whether the connection to NATS is up (it reconnects for ever, so it is never closed). */
   readonly isConnected?: () => boolean;
+  /** Passed to the call runtime: receives every call actor's inspection events. */
+  readonly inspect?: CallRuntimeOptions['inspect'];
+  /** Passed to the call runtime: one running actor per call for its life (for inspection). */
+  readonly keepAwake?: boolean;
+  /** Receives every lifecycle record (transitions and refusals) after it is published (the live page). */
+  readonly onRecord?: (record: LifecycleRecord) => void;
 }
 
 export interface Service {
@@ -82,10 +93,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     retentionMs: options.retentionMs,
     control: options.control,
     log,
+    ...(options.inspect && { inspect: options.inspect }),
+    ...(options.keepAwake !== undefined && { keepAwake: options.keepAwake }),
     sink: {
       lifecycle(record: LifecycleRecord) {
         publish(`${names.prefix}.lifecycle.${record.callId}`, record);
         observe(record);
+        options.onRecord?.(record);
       },
     },
     onChange(callId, snapshot) {

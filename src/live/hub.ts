@@ -1,0 +1,224 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { LifecycleRecord } from '../contract/records.js';
+import { STATE_NAMES } from '../contract/records.js';
+import type { Route } from '../service/http.js';
+import { LIVE_PAGE_CSP, LIVE_PAGE_HTML } from './page.js';
+
+type StateName = LifecycleRecord['state'];
+
+/** One call that is not final yet, as the page shows it. */
+export interface LiveCall {
+  readonly callId: string;
+  readonly state: StateName;
+  /** When it entered its state (ISO-8601, the service's clock). */
+  readonly since: string;
+  /** The end of its answer window (epoch ms), when known. */
+  readonly deadline: number | null;
+  readonly reason?: string;
+  readonly attempts?: number;
+}
+
+/** Reject latency (rejecting → rejected), in seconds, over the last {@link LATENCY_WINDOW} rejects. */
+export interface LatencySummary {
+  readonly count: number;
+  readonly last: number | null;
+  readonly p50: number | null;
+  readonly p95: number | null;
+  readonly max: number | null;
+}
+
+/** The first event a client gets: everything the page shows. */
+export interface LiveSnapshot {
+  /** The server's clock (epoch ms), so the page counts down in the server's time. */
+  readonly now: number;
+  readonly calls: LiveCall[];
+  readonly counts: Record<StateName, number>;
+  readonly recent: LifecycleRecord[];
+  readonly latency: LatencySummary;
+}
+
+/** One event per lifecycle record: the record and what it changed. */
+export interface LiveUpdate {
+  readonly now: number;
+  readonly record: LifecycleRecord;
+  /** The call after the record, or `null` once it is final (or unknown). */
+  readonly call: LiveCall | null;
+  readonly counts: Record<StateName, number>;
+  readonly latency: LatencySummary;
+}
+
+export interface LiveHubOptions {
+  /** A live call's deadline (epoch ms), e.g. from `runtime.persist(callId)?.context.deadline`. */
+  readonly deadlineOf?: (callId: string) => number | undefined;
+  /** Comment lines that keep proxies and the browser from timing out (default 15 s). */
+  readonly heartbeatMs?: number;
+  /** How many records the page keeps (default 50). */
+  readonly recentLimit?: number;
+  readonly now?: () => number;
+}
+
+export interface LiveHub {
+  /** Feed one lifecycle record (a transition or a refusal). */
+  record(record: LifecycleRecord): void;
+  snapshot(): LiveSnapshot;
+  /** `GET /` (the page) and `GET /events` (server-sent events). */
+  readonly routes: Readonly<Record<string, Route>>;
+  /** Connected `/events` clients. */
+  readonly clientCount: number;
+  /** End every event stream (before the HTTP server closes) and stop the heartbeat. */
+  close(): void;
+}
+
+const FINAL = new Set<StateName>(['rejected', 'answered', 'timedOut', 'ended', 'failed']);
+const LATENCY_WINDOW = 200;
+
+function zeroCounts(): Record<StateName, number> {
+  return Object.fromEntries(STATE_NAMES.map((s) => [s, 0])) as Record<StateName, number>;
+}
+
+function quantile(sorted: number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? null;
+}
+
+/**
+ * What the live page shows, kept from the lifecycle records the service
+ * publishes (no personal data: records carry none), and served as a page
+ * plus a stream of server-sent events.
+ *
+ * Counts: live calls by their current state, final calls by the state they
+ * ended in (since the process started). Calls restored after a restart
+ * appear once their next record arrives.
+ */
+export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
+  const now = options.now ?? Date.now;
+  const recentLimit = options.recentLimit ?? 50;
+  const deadlineOf = options.deadlineOf;
+  const live = new Map<string, LiveCall>();
+  const finals = zeroCounts();
+  const recent: LifecycleRecord[] = [];
+  const rejectingSince = new Map<string, number>();
+  const latencies: number[] = [];
+  let rejects = 0;
+  const clients = new Set<ServerResponse>();
+
+  const heartbeat = setInterval(() => {
+    for (const res of clients) res.write(': heartbeat\n\n');
+  }, options.heartbeatMs ?? 15_000);
+  heartbeat.unref();
+
+  function counts(): Record<StateName, number> {
+    const result = { ...finals };
+    for (const call of live.values()) result[call.state]++;
+    return result;
+  }
+
+  function latency(): LatencySummary {
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return {
+      count: rejects,
+      last: latencies.at(-1) ?? null,
+      p50: quantile(sorted, 0.5),
+      p95: quantile(sorted, 0.95),
+      max: sorted.at(-1) ?? null,
+    };
+  }
+
+  function send(res: ServerResponse, event: string, data: unknown): void {
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  function apply(record: LifecycleRecord): LiveCall | null {
+    const { callId, state } = record;
+    if (record.refused) return live.get(callId) ?? null;
+    const at = Date.parse(record.at);
+    if (state === 'rejecting' && record.previous !== 'rejecting') rejectingSince.set(callId, at);
+    if (FINAL.has(state)) {
+      live.delete(callId);
+      finals[state]++;
+      const started = rejectingSince.get(callId);
+      rejectingSince.delete(callId);
+      if (state === 'rejected' && started !== undefined) {
+        rejects++;
+        latencies.push(Math.max(0, at - started) / 1000);
+        if (latencies.length > LATENCY_WINDOW) latencies.shift();
+      }
+      return null;
+    }
+    const known = live.get(callId);
+    const call: LiveCall = {
+      callId,
+      state,
+      since: known?.state === state ? known.since : record.at,
+      deadline: deadlineOf?.(callId) ?? known?.deadline ?? null,
+      ...(record.reason !== undefined && { reason: record.reason }),
+      ...(record.attempts !== undefined && { attempts: record.attempts }),
+    };
+    live.set(callId, call);
+    return call;
+  }
+
+  const hub: LiveHub = {
+    record(record) {
+      // Records are published inside the runtime's step: read the deadline once it has settled.
+      queueMicrotask(() => {
+        const call = apply(record);
+        recent.push(record);
+        if (recent.length > recentLimit) recent.shift();
+        if (clients.size === 0) return;
+        const update: LiveUpdate = {
+          now: now(),
+          record,
+          call,
+          counts: counts(),
+          latency: latency(),
+        };
+        for (const res of clients) send(res, 'record', update);
+      });
+    },
+    snapshot: () => ({
+      now: now(),
+      calls: [...live.values()],
+      counts: counts(),
+      recent: [...recent],
+      latency: latency(),
+    }),
+    routes: {
+      'GET /': (_req, res) => {
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': LIVE_PAGE_CSP,
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+          'referrer-policy': 'no-referrer',
+        });
+        res.end(LIVE_PAGE_HTML);
+      },
+      'GET /events': (req: IncomingMessage, res: ServerResponse) => {
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
+        req.socket.setNoDelay(true);
+        res.write('retry: 2000\n\n');
+        send(res, 'snapshot', hub.snapshot());
+        clients.add(res);
+        const drop = () => clients.delete(res);
+        req.once('close', drop);
+        res.once('close', drop);
+        res.once('error', drop);
+      },
+    },
+    get clientCount() {
+      return clients.size;
+    },
+    close() {
+      clearInterval(heartbeat);
+      for (const res of clients) res.end();
+      clients.clear();
+    },
+  };
+  return hub;
+}

@@ -1,0 +1,135 @@
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { LifecycleRecord } from '../../src/contract/records.js';
+import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
+import { LIVE_PAGE_HTML } from '../../src/live/page.js';
+import { createHttpServer } from '../../src/service/http.js';
+import { createMetrics } from '../../src/service/metrics.js';
+import { eventually } from '../support/eventually.js';
+
+const T0 = Date.parse('2026-01-01T10:00:00.000Z');
+const at = (ms: number) => new Date(T0 + ms).toISOString();
+const ID = '2f1a1100-726e-4c1e-b6f2-a1b2c3d4e5f6';
+
+const ringing: LifecycleRecord = { callId: ID, state: 'ringing', previous: null, at: at(0) };
+const rejecting: LifecycleRecord = {
+  callId: ID,
+  state: 'rejecting',
+  previous: 'ringing',
+  at: at(100),
+  reason: 'busy',
+  attempts: 1,
+};
+const rejected: LifecycleRecord = {
+  ...rejecting,
+  state: 'rejected',
+  previous: 'rejecting',
+  at: at(350),
+};
+const refused: LifecycleRecord = {
+  ...rejected,
+  previous: 'rejected',
+  at: at(400),
+  error: 'call.reject refused: final',
+  refused: { type: 'call.reject', why: '<b>final</b>' },
+};
+
+let hub: LiveHub | undefined;
+afterEach(() => hub?.close());
+
+/** Read server-sent events from `url` until `count` events (name + JSON data) have arrived. */
+async function readEvents(url: string, count: number, controller: AbortController) {
+  const response = await fetch(url, { signal: controller.signal });
+  expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const reader = response.body?.getReader();
+  if (!reader) throw new Error('no body');
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const events: { event: string; data: unknown }[] = [];
+  while (events.length < count) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end = buffer.indexOf('\n\n');
+    while (end >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (event && data) events.push({ event, data: JSON.parse(data) });
+      end = buffer.indexOf('\n\n');
+    }
+  }
+  return events;
+}
+
+describe('the live hub', () => {
+  it('keeps in-flight calls with deadlines, counts per state, the last records and reject latency', async () => {
+    hub = createLiveHub({ deadlineOf: () => T0 + 30_000, recentLimit: 3 });
+    for (const record of [ringing, rejecting]) hub.record(record);
+    await sleep(0);
+    expect(hub.snapshot().calls).toEqual([
+      {
+        callId: ID,
+        state: 'rejecting',
+        since: at(100),
+        deadline: T0 + 30_000,
+        reason: 'busy',
+        attempts: 1,
+      },
+    ]);
+    hub.record(rejected);
+    hub.record(refused);
+    await sleep(0);
+    const snapshot = hub.snapshot();
+    expect(snapshot.calls).toEqual([]);
+    expect(snapshot.counts).toMatchObject({ ringing: 0, rejecting: 0, rejected: 1 });
+    expect(snapshot.recent).toEqual([rejecting, rejected, refused]);
+    expect(snapshot.latency).toEqual({ count: 1, last: 0.25, p50: 0.25, p95: 0.25, max: 0.25 });
+  });
+
+  it('streams a snapshot on connect, one event per record, and forgets a client that leaves', async () => {
+    hub = createLiveHub({ deadlineOf: () => T0 + 30_000, heartbeatMs: 20 });
+    hub.record(ringing);
+    const http = createHttpServer({
+      metrics: createMetrics(),
+      isReady: () => true,
+      routes: hub.routes,
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    try {
+      const page = await fetch(`${base}/`);
+      expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(await page.text()).toBe(LIVE_PAGE_HTML);
+
+      const controller = new AbortController();
+      const reading = readEvents(`${base}/events`, 2, controller);
+      const live = hub;
+      await eventually(() => live.clientCount === 1);
+      live.record(rejecting);
+      const [first, second] = await reading;
+      expect(first).toMatchObject({
+        event: 'snapshot',
+        data: { calls: [{ callId: ID, state: 'ringing', deadline: T0 + 30_000 }] },
+      });
+      expect(second).toMatchObject({
+        event: 'record',
+        data: { record: rejecting, call: { state: 'rejecting' }, counts: { rejecting: 1 } },
+      });
+      controller.abort();
+      await eventually(() => live.clientCount === 0);
+    } finally {
+      hub.close();
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
+  it('never writes record text into the page as HTML', () => {
+    const script = /<script>([\s\S]*)<\/script>/.exec(LIVE_PAGE_HTML)?.[1] ?? '';
+    expect(script).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+    expect(script).toMatch(/textContent/);
+  });
+});
