@@ -41,7 +41,7 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
     await removeBusObjects(nats.nc, names);
     say(`cleaned up: stream ${names.stream} and KV bucket ${names.bucket} deleted`);
   });
-  const emulator = await createGraphEmulator();
+  const emulator = await createGraphEmulator({ answerTimeoutMs: WINDOW_MS });
   /** The bot's app id: the audience of the emulator's notification tokens. */
   const DEMO_APP_ID = 'callgate-demo-bot';
   cleanups.push(() => emulator.close());

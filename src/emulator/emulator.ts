@@ -58,6 +58,8 @@ export interface GraphEmulatorOptions {
   readonly issuer?: string;
   /** Lifetime of each notification token. Default 300 s. */
   readonly notificationTokenTtlSeconds?: number;
+  /** How long a placed call rings before the emulator ends it as Graph would (default 15000 ms). */
+  readonly answerTimeoutMs?: number;
   readonly log?: EmulatorLog;
 }
 
@@ -140,6 +142,7 @@ export async function createGraphEmulator(
   const notifier = createNotifier({
     keys,
     issuer,
+    ...(options.answerTimeoutMs !== undefined && { answerTimeoutMs: options.answerTimeoutMs }),
     ...(options.notificationTokenTtlSeconds !== undefined && {
       tokenTtlSeconds: options.notificationTokenTtlSeconds,
     }),

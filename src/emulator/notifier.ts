@@ -18,7 +18,9 @@ export const NOTIFICATION_ISSUER = 'https://api.botframework.com';
 /** The tenant placed calls belong to when none is given. */
 export const DEFAULT_TENANT_ID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 /** `resultInfo` of a hang-up when none is given. */
-export const NORMAL_HANGUP = { code: 0, subcode: 540000, message: 'Call ended by the caller.' };
+export /** resultInfo of a call that rang out: the emulator's choice, Graph documents no fixed code. */
+const TIMED_OUT = { code: 408, subcode: 0, message: 'The call was not answered in time.' };
+const NORMAL_HANGUP = { code: 0, subcode: 540000, message: 'Call ended by the caller.' };
 
 const Participant = z.record(z.string(), z.unknown(), { error: 'must be an object' });
 
@@ -204,6 +206,11 @@ export interface NotifierOptions {
   readonly tokenTtlSeconds?: number;
   /** How long to wait for the webhook's answer. Default 5000 ms (Graph's budget). */
   readonly timeoutMs?: number;
+  /**
+   * How long a placed call rings before Graph gives up on it and sends
+   * `deleted` with state `terminated` (default 15000 ms, Graph's window).
+   */
+  readonly answerTimeoutMs?: number;
   readonly log?: { debug(fields: object, message: string): void };
 }
 
@@ -234,6 +241,35 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const calls = new Map<string, EmulatedCall>();
   const sent: SentNotification[] = [];
   const inFlight = new Set<Promise<unknown>>();
+  const answerTimeoutMs = options.answerTimeoutMs ?? 15_000;
+  const timers = new Set<NodeJS.Timeout>();
+
+  /** Graph's follow-up when nobody answered or rejected in time. */
+  function timeOutLater(call: EmulatedCall): void {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      if (call.state !== 'incoming' || calls.get(callKey(call.callId)) !== call) return;
+      call.state = 'terminated';
+      void post(
+        call,
+        'deleted',
+        'terminated',
+        batch({
+          changeType: 'deleted',
+          ...resourceOf(call.callId),
+          resourceData: {
+            '@odata.type': '#microsoft.graph.call',
+            state: 'terminated',
+            callChainId: call.chainId,
+            tenantId: call.tenantId,
+            resultInfo: TIMED_OUT,
+          },
+        }),
+      );
+    }, answerTimeoutMs);
+    timer.unref();
+    timers.add(timer);
+  }
 
   async function post(
     call: EmulatedCall,
@@ -325,6 +361,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
         ...(o.requestedModalities && { requestedModalities: o.requestedModalities }),
       });
       const notification = await post(call, 'created', 'incoming', body);
+      timeOutLater(call);
       return { callId, status: notification.status, notification };
     },
     answer(callId) {
@@ -391,9 +428,15 @@ export function createNotifier(options: NotifierOptions): Notifier {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     },
     reset() {
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       calls.clear();
       sent.length = 0;
     },
-    close: () => agent.destroy(),
+    close: () => {
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      return agent.destroy();
+    },
   };
 }

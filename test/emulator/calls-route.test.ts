@@ -188,6 +188,22 @@ describe('follow-up notifications', () => {
     ]);
   });
 
+  it('a call nobody answers or rejects ends with deleted/terminated when its window passes', async () => {
+    const quick = await createGraphEmulator({ answerTimeoutMs: 100 });
+    try {
+      const { callId } = await quick.placeCall({ callbackUrl, appId: APP_ID });
+      await expect
+        .poll(() => quick.notifications().map((n) => [n.changeType, n.state]))
+        .toEqual([
+          ['created', 'incoming'],
+          ['deleted', 'terminated'],
+        ]);
+      expect(quick.calls()).toMatchObject([{ callId, state: 'terminated' }]);
+    } finally {
+      await quick.close();
+    }
+  });
+
   it('POST /_emulator/reset forgets placed calls', async () => {
     await graph.placeCall({ callbackUrl, appId: APP_ID, callId: 'call-r' });
     expect((await call(`${graph.url}/_emulator/reset`, { method: 'POST' })).status).toBe(204);
