@@ -244,28 +244,33 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const answerTimeoutMs = options.answerTimeoutMs ?? 15_000;
   const timers = new Set<NodeJS.Timeout>();
 
+  /** `deleted` with state `terminated` and Graph's resultInfo: a hang-up or a time-out. */
+  function terminate(call: EmulatedCall, resultInfo: object): Promise<SentNotification> {
+    call.state = 'terminated';
+    return post(
+      call,
+      'deleted',
+      'terminated',
+      batch({
+        changeType: 'deleted',
+        ...resourceOf(call.callId),
+        resourceData: {
+          '@odata.type': '#microsoft.graph.call',
+          state: 'terminated',
+          callChainId: call.chainId,
+          tenantId: call.tenantId,
+          resultInfo,
+        },
+      }),
+    );
+  }
+
   /** Graph's follow-up when nobody answered or rejected in time. */
   function timeOutLater(call: EmulatedCall): void {
     const timer = setTimeout(() => {
       timers.delete(timer);
       if (call.state !== 'incoming' || calls.get(callKey(call.callId)) !== call) return;
-      call.state = 'terminated';
-      void post(
-        call,
-        'deleted',
-        'terminated',
-        batch({
-          changeType: 'deleted',
-          ...resourceOf(call.callId),
-          resourceData: {
-            '@odata.type': '#microsoft.graph.call',
-            state: 'terminated',
-            callChainId: call.chainId,
-            tenantId: call.tenantId,
-            resultInfo: TIMED_OUT,
-          },
-        }),
-      );
+      void terminate(call, TIMED_OUT);
     }, answerTimeoutMs);
     timer.unref();
     timers.add(timer);
@@ -393,23 +398,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       }
       const parsed = HangUpOptions.safeParse(input);
       if (!parsed.success) throw new TypeError(describeIssues(parsed.error));
-      call.state = 'terminated';
-      return post(
-        call,
-        'deleted',
-        'terminated',
-        batch({
-          changeType: 'deleted',
-          ...resourceOf(call.callId),
-          resourceData: {
-            '@odata.type': '#microsoft.graph.call',
-            state: 'terminated',
-            callChainId: call.chainId,
-            tenantId: call.tenantId,
-            resultInfo: { ...NORMAL_HANGUP, ...parsed.data },
-          },
-        }),
-      );
+      return terminate(call, { ...NORMAL_HANGUP, ...parsed.data });
     },
     rejectAccepted(callId) {
       const call = calls.get(callKey(callId));
