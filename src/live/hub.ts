@@ -150,7 +150,8 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
       callId,
       state,
       since: known?.state === state ? known.since : record.at,
-      deadline: deadlineOf?.(callId) ?? known?.deadline ?? null,
+      // A call's deadline never changes: ask the runtime once.
+      deadline: known?.deadline ?? deadlineOf?.(callId) ?? null,
       ...(record.reason !== undefined && { reason: record.reason }),
       ...(record.attempts !== undefined && { attempts: record.attempts }),
     };
