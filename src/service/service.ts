@@ -271,7 +271,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
   let messages: ConsumerMessages | undefined = await consumer.consume({
     // Small slices: the event loop gets back to Graph's sockets between them.
-    max_messages: 256,
+    max_messages: 64,
     callback: handle,
   });
   let ready = true;
