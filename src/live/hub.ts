@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isFinalState } from '../../machines/call.machine.js';
 import type { LifecycleRecord } from '../contract/records.js';
 import { STATE_NAMES } from '../contract/records.js';
 import type { Route } from '../service/http.js';
@@ -69,7 +70,6 @@ export interface LiveHub {
   close(): void;
 }
 
-const FINAL = new Set<StateName>(['rejected', 'answered', 'timedOut', 'ended', 'failed']);
 const LATENCY_WINDOW = 200;
 
 function zeroCounts(): Record<StateName, number> {
@@ -133,7 +133,7 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
     if (record.refused) return live.get(callId) ?? null;
     const at = Date.parse(record.at);
     if (state === 'rejecting' && record.previous !== 'rejecting') rejectingSince.set(callId, at);
-    if (FINAL.has(state)) {
+    if (isFinalState(state)) {
       live.delete(callId);
       finals[state]++;
       const started = rejectingSince.get(callId);

@@ -8,8 +8,8 @@ import {
 } from 'xstate';
 import {
   callMachine,
-  FINAL_STATES,
   type FinalStateName,
+  isFinalState,
   whyRefused,
 } from '../../machines/call.machine.js';
 import type {
@@ -104,8 +104,6 @@ export interface CallRuntime {
   stop(): void;
 }
 
-const FINAL = new Set<CallStateName>(FINAL_STATES);
-
 /** What is kept of a final call, so late commands are refused with its facts. */
 interface Tombstone {
   readonly state: FinalStateName;
@@ -184,7 +182,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         // Actions run before xstate commits the step, so `self` still shows
         // the state being left; `ringing` is only ever entered first.
         const previous = state === 'ringing' ? null : stateName(self.getSnapshot());
-        if (FINAL.has(state)) {
+        if (isFinalState(state)) {
           // The actor stops itself at the end of this step; keep only a tombstone.
           const actor = calls.get(context.callId);
           if (actor instanceof Actor) {
@@ -193,7 +191,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
           }
           calls.delete(context.callId);
           remember(context.callId, {
-            state: state as FinalStateName,
+            state,
             reason: context.reason,
             attempts: context.attempts,
           });
