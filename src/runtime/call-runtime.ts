@@ -67,6 +67,21 @@ export interface CallRuntimeOptions {
    * acknowledging it.
    */
   readonly onChange?: (callId: string, snapshot: PersistedCall) => void;
+  /**
+   * Instead of `onChange`: called once per changed call after each step with
+   * a function that reads the call's snapshot when it is called (a host that
+   * writes later reads once what several steps changed). It returns
+   * `undefined` once the runtime has stopped.
+   */
+  readonly onChangeLazy?: (callId: string, read: () => PersistedCall | undefined) => void;
+  /**
+   * How many waiting calls keep their actor running after a step, the least
+   * recently used resting first when there are more (default 0: every
+   * waiting call rests at once). A few hundred awake calls cost a few
+   * kilobytes each and spare the next event to each of them a restore: a
+   * call's reject usually comes soon after its incoming.
+   */
+  readonly idleAwake?: number;
   /** How long a final call is remembered, so late commands are refused (default: for ever). */
   readonly retentionMs?: number;
   /**
@@ -143,6 +158,9 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   const finishing = new Map<string, CallActor>();
   let depth = 0;
   let settleQueued = false;
+  /** Waiting calls whose actor still runs, least recently used first. */
+  const idle = new Set<string>();
+  const idleAwake = options.keepAwake ? 0 : Math.max(0, options.idleAwake ?? 0);
 
   const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -246,6 +264,8 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     });
     calls.set(callId, actor);
     awake++;
+    // Rests again at the end of the step unless the step changes it.
+    if (!options.keepAwake) idle.add(callId);
     actor.start();
     return actor;
   }
@@ -253,6 +273,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   /** Note a changed call; outside a step (a request's outcome) settle once xstate commits. */
   function touch(callId: string): void {
     touched.add(callId);
+    idle.delete(callId);
     if (depth === 0 && !settleQueued) {
       settleQueued = true;
       queueMicrotask(settle);
@@ -282,22 +303,52 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       return;
     }
     for (const callId of touched) {
-      const value = calls.get(callId) ?? finishing.get(callId);
-      let snapshot: PersistedCall | undefined;
-      if (value instanceof Actor) {
-        snapshot = value.getPersistedSnapshot() as PersistedCall;
+      const final = finishing.get(callId);
+      const value = final ?? calls.get(callId);
+      if (value === undefined) continue;
+      if (value instanceof Actor && final === undefined) {
         const live = value.getSnapshot();
         const resting = live.status === 'active' && !live.matches({ rejecting: 'sending' });
-        if (resting && !options.keepAwake) {
-          calls.set(callId, snapshot);
-          awake--;
-          value.stop();
-        }
-      } else snapshot = value;
-      if (snapshot) options.onChange?.(callId, snapshot);
+        if (resting && !options.keepAwake) idle.add(callId);
+      }
+      if (!(value instanceof Actor)) report(callId, () => value);
+      else if (final !== undefined) {
+        const snapshot = final.getPersistedSnapshot() as PersistedCall;
+        report(callId, () => snapshot);
+      } else report(callId, () => read(callId));
     }
     touched.clear();
     finishing.clear();
+    while (idle.size > idleAwake) restOldest();
+  }
+
+  function report(callId: string, readSnapshot: () => PersistedCall | undefined): void {
+    if (options.onChangeLazy) options.onChangeLazy(callId, readSnapshot);
+    else if (options.onChange) {
+      const snapshot = readSnapshot();
+      if (snapshot) options.onChange(callId, snapshot);
+    }
+  }
+
+  /** A live call's snapshot now; after a step made it final, its last snapshot. */
+  function read(callId: string): PersistedCall | undefined {
+    const value = calls.get(callId);
+    if (value instanceof Actor) return value.getPersistedSnapshot() as PersistedCall;
+    return value;
+  }
+
+  /** Let the least recently used waiting call rest as its snapshot. */
+  function restOldest(): void {
+    for (const callId of idle) {
+      idle.delete(callId);
+      const actor = calls.get(callId);
+      if (actor instanceof Actor) {
+        calls.set(callId, actor.getPersistedSnapshot() as PersistedCall);
+        awake--;
+        actor.stop();
+      }
+      return;
+    }
   }
 
   function refusal(
@@ -486,6 +537,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       scheduler.stop();
       for (const value of calls.values()) if (value instanceof Actor) value.stop();
       calls.clear();
+      idle.clear();
       held.clear();
     },
   };

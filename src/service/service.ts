@@ -2,7 +2,8 @@ import { type ConsumerMessages, type JsMsg, jetstream, jetstreamManager } from '
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isFinalState } from '../../machines/call.machine.js';
 import { type BusNames, busNames, ensureStreamAndConsumer } from '../bus/jetstream.js';
-import { openSnapshotStore, type SnapshotStore } from '../bus/snapshot-store.js';
+import { createOutbox } from '../bus/outbox.js';
+import { openSnapshotStore, type SnapshotStore, type Stored } from '../bus/snapshot-store.js';
 import { canonicalCallId } from '../contract/call-id.js';
 import { type CallEnvelope, parseEnvelopeText } from '../contract/events.js';
 import { translateNotificationsText } from '../contract/graph-notifications.js';
@@ -54,6 +55,12 @@ export interface Service {
 
 const DECODER = new TextDecoder('utf-8', { fatal: true });
 const ACK_WAIT_MS = 5_000;
+/**
+ * Waiting calls that keep a running actor (about 4 KB each): a call's reject
+ * usually follows its incoming within a second, and then finds its actor
+ * awake instead of restoring it. The rest rest as snapshots of a few hundred bytes.
+ */
+const IDLE_AWAKE = 2_048;
 
 /**
  * The live service: JetStream in, the call runtime in the middle, lifecycle
@@ -69,22 +76,29 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   // Short: only messages being applied are unacknowledged (held events are
   // stored), so after a crash they come back within seconds.
   await ensureStreamAndConsumer(jsm, names, { ackWaitMs: ACK_WAIT_MS });
+  // Records, snapshot writes and acknowledgements made in one turn of the
+  // event loop leave together, in as few socket writes as possible.
+  const outbox = createOutbox((error) => log.error({ err: error }, 'sending to NATS failed'));
   const store = await openSnapshotStore(nc, {
     bucket: names.bucket,
     retentionMs: options.retentionMs,
+    outbox,
   });
   const encoder = new TextEncoder();
-  const pendingWrites = new Set<Promise<void>>();
   /** The stream sequence of the message being applied, so its changes carry it. */
   let currentSeq: number | undefined;
-  /** Writes started by the message being applied. */
-  let currentWrites: Promise<void>[] = [];
+  /** The message being applied: acknowledged once every write it caused is stored. */
+  let current: MessageWrites | undefined;
   const decidedAt = new Map<string, number>();
   /** Events held for calls not seen yet, as stored, so a restart keeps them. */
   const heldByCall = new Map<string, CallEnvelope[]>();
 
   const publish = (subject: string, body: unknown) => {
     nc.publish(subject, encoder.encode(JSON.stringify(body)));
+  };
+  /** Publish in this turn's batch (records follow the order they were made in). */
+  const publishSoon = (subject: string, body: unknown) => {
+    outbox.defer(() => publish(subject, body));
   };
 
   const runtime = createCallRuntime({
@@ -97,26 +111,28 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ...(options.keepAwake !== undefined && { keepAwake: options.keepAwake }),
     sink: {
       lifecycle(record: LifecycleRecord) {
-        publish(`${names.prefix}.lifecycle.${record.callId}`, record);
+        publishSoon(`${names.prefix}.lifecycle.${record.callId}`, record);
         observe(record);
         options.onRecord?.(record);
       },
     },
-    onChange(callId, snapshot) {
-      track(store.save(callId, snapshot, currentSeq), callId);
+    onChangeLazy(callId, read) {
+      store.save(callId, read, currentSeq, track(callId));
     },
+    idleAwake: IDLE_AWAKE,
   });
 
-  /** Count a write in, so the message being applied is acknowledged only after it. */
-  function track(write: Promise<void>, callId: string): void {
-    currentWrites.push(write);
-    pendingWrites.add(write);
-    write
-      .catch((error: unknown) => {
+  /** A write's callback, counted in so the message being applied is acknowledged only after it. */
+  function track(callId: string): Stored {
+    const message = current;
+    if (message) message.waiting++;
+    return (error) => {
+      if (error) {
         metrics.persistFailures.inc();
         log.error({ callId, err: error }, 'could not store the call');
-      })
-      .finally(() => pendingWrites.delete(write));
+      }
+      if (message) message.stored(error);
+    };
   }
 
   function observe(record: LifecycleRecord) {
@@ -163,7 +179,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       payload,
       at: new Date(clock.now()).toISOString(),
     };
-    publish(`${names.prefix}.invalid`, record);
+    publishSoon(`${names.prefix}.invalid`, record);
     log.warn({ subject, error }, 'invalid message');
   }
 
@@ -173,7 +189,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if (delivery === 'held') {
       const held = [...(heldByCall.get(envelope.callId) ?? []), envelope];
       heldByCall.set(envelope.callId, held);
-      track(store.saveHeld(envelope.callId, held, currentSeq ?? 0), envelope.callId);
+      store.saveHeld(envelope.callId, held, currentSeq ?? 0, track(envelope.callId));
       // The runtime drops them once no window could be open; so does this copy.
       setTimeout(() => {
         if (heldByCall.get(envelope.callId) === held) heldByCall.delete(envelope.callId);
@@ -238,7 +254,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   function handle(msg: JsMsg): void {
     metrics.messages.inc();
     currentSeq = msg.seq;
-    currentWrites = [];
+    const message = messageWrites(msg);
+    current = message;
     try {
       const events = eventsOf(msg);
       // A redelivered message whose effects were stored already is not applied again.
@@ -247,21 +264,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       for (const envelope of fresh) deliver(envelope);
     } catch (error) {
       log.error({ err: error, subject: msg.subject, seq: msg.seq }, 'message handling failed');
-      msg.nak(1_000);
+      message.fail();
       return;
     } finally {
       currentSeq = undefined;
+      current = undefined;
     }
-    const writes = currentWrites;
-    currentWrites = [];
-    if (writes.length === 0) {
-      msg.ack();
-      return;
-    }
-    Promise.all(writes).then(
-      () => msg.ack(),
-      () => msg.nak(1_000),
-    );
+    message.applied();
   }
 
   const restored = await restore(store, runtime, heldByCall, log);
@@ -288,10 +297,53 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       while (runtime.inFlight > 0 && Date.now() < until) {
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      await Promise.allSettled([...pendingWrites]);
+      outbox.flush();
+      await store.settled();
       runtime.stop();
+      store.close();
     },
   };
+}
+
+/**
+ * One message's writes: it is acknowledged once it has been applied and every
+ * write it caused is stored, and redelivered (after a second) if one failed.
+ * The acknowledgement is sent from the callback of the last write, while
+ * NATS's replies are being read, so acknowledgements leave in batches.
+ */
+interface MessageWrites {
+  waiting: number;
+  stored(error?: Error): void;
+  applied(): void;
+  fail(): void;
+}
+
+function messageWrites(msg: JsMsg): MessageWrites {
+  let open = true;
+  let failed = false;
+  const settle = (state: MessageWrites) => {
+    if (open || state.waiting > 0) return;
+    if (failed) msg.nak(1_000);
+    else msg.ack();
+  };
+  const state: MessageWrites = {
+    waiting: 0,
+    stored(error) {
+      if (error) failed = true;
+      state.waiting--;
+      settle(state);
+    },
+    applied() {
+      open = false;
+      settle(state);
+    },
+    fail() {
+      open = false;
+      failed = true;
+      settle(state);
+    },
+  };
+  return state;
 }
 
 /**
