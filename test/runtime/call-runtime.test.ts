@@ -651,3 +651,80 @@ describe('keepAwake', () => {
     expect(runtime.awakeCount).toBe(0);
   });
 });
+
+describe('idleAwake', () => {
+  const ids = [
+    '11111111-1111-4111-8111-111111111111',
+    '22222222-2222-4222-8222-222222222222',
+    '33333333-3333-4333-8333-333333333333',
+  ];
+  const incomingFor = (callId: string): CallEnvelope => ({ ...incoming(T0), callId });
+  const rejectFor = (callId: string, at: number): CallEnvelope => ({ ...reject(at), callId });
+
+  function idleHarness(idleAwake: number) {
+    const clock = new SimulatedClock();
+    clock.set(T0);
+    const reads: string[] = [];
+    const changes: Array<[string, () => PersistedCall | undefined]> = [];
+    const runtime = createCallRuntime({
+      clock,
+      windowMs: WINDOW_MS,
+      control: { reject: () => Promise.resolve(ACCEPTED) },
+      sink: { lifecycle: () => {} },
+      idleAwake,
+      onChangeLazy: (callId, read) =>
+        changes.push([
+          callId,
+          () => {
+            reads.push(callId);
+            return read();
+          },
+        ]),
+    });
+    return { clock, runtime, changes, reads };
+  }
+
+  it('keeps the most recently used waiting calls awake, resting the least recently used beyond the limit', () => {
+    const { runtime } = idleHarness(2);
+    runtime.deliver(incomingFor(ids[0] as string));
+    runtime.deliver(incomingFor(ids[1] as string));
+    expect([runtime.liveCount, runtime.awakeCount]).toEqual([2, 2]);
+    runtime.deliver(incomingFor(ids[2] as string));
+    expect([runtime.liveCount, runtime.awakeCount]).toEqual([3, 2]);
+    // The first call rested: it comes back from its snapshot, and still behaves.
+    expect(runtime.persist(ids[0] as string)?.value).toBe('ringing');
+    runtime.deliver(rejectFor(ids[0] as string, T0 + 500));
+    expect(runtime.stateOf(ids[0] as string)).toBe('rejecting');
+  });
+
+  it('reads a snapshot only when the host asks, and then reads what the call is now', () => {
+    const { clock, runtime, changes, reads } = idleHarness(8);
+    const callId = ids[0] as string;
+    runtime.deliver(incomingFor(callId));
+    clock.set(T0 + 1_000);
+    runtime.deliver(rejectFor(callId, T0 + 1_000));
+    expect(reads).toEqual([]);
+    expect(changes.map(([id]) => id)).toEqual([callId, callId]);
+    // The first change, read after the second step, shows the call as it is now.
+    expect(changes[0]?.[1]()?.value).toEqual({ rejecting: 'sending' });
+    expect(reads).toEqual([callId]);
+  });
+
+  it('reports a final call with its own snapshot; earlier reads then give undefined', () => {
+    const { clock, runtime, changes } = idleHarness(8);
+    const callId = ids[0] as string;
+    runtime.deliver(incomingFor(callId));
+    clock.set(T0 + 1_000);
+    runtime.deliver({ ...answered(T0 + 1_000), callId });
+    expect(changes).toHaveLength(2);
+    expect(changes[1]?.[1]()).toMatchObject({ status: 'done', value: 'answered' });
+    expect(changes[0]?.[1]()).toBeUndefined();
+  });
+
+  it('gives a lazy read of undefined once the runtime has stopped', () => {
+    const { runtime, changes } = idleHarness(8);
+    runtime.deliver(incomingFor(ids[0] as string));
+    runtime.stop();
+    expect(changes[0]?.[1]()).toBeUndefined();
+  });
+});
