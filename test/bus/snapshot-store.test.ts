@@ -122,7 +122,9 @@ describe('snapshot store', () => {
     const second = outcome();
     store.save('call-d', () => snapshot('rejecting'), 2, second.done);
     const error = await second.result;
-    expect(error?.message).toMatch(/KV write of call-d refused: the key was changed by someone else/);
+    expect(error?.message).toMatch(
+      /KV write of call-d refused: the key was changed by someone else/,
+    );
     expect((await kv.get('call-d'))?.json()).toMatchObject({ seq: 9 });
   });
 
