@@ -66,9 +66,11 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
 
   async function reject(request: RejectRequest, signal: AbortSignal): Promise<Outcome> {
     signal.throwIfAborted();
-    const log = rootLog.child({ callId: request.callId });
+    // The call id goes into each line's fields: a child logger per request
+    // costs more than the request's own bookkeeping.
+    const log = rootLog;
     const clientRequestId = randomUUID();
-    const fields = { attempt: request.attempt, clientRequestId };
+    const fields = { callId: request.callId, attempt: request.attempt, clientRequestId };
     if (now() >= request.deadline) {
       log.debug(fields, 'reject not started: the answer window has closed');
       return NOT_STARTED;

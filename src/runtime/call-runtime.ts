@@ -112,7 +112,14 @@ export interface CallRuntime {
    * snapshot, statelyai/xstate#4860), and a request that was in flight is sent
    * again with its outcome counted as unknown.
    */
-  restore(snapshot: PersistedCall): void;
+  restore(snapshot: PersistedCall, options?: { deferResend?: boolean }): void;
+  /**
+   * Send again up to `max` of the requests that restores with `deferResend`
+   * left for later, earliest restored first; returns how many are left. A
+   * call left for later is recovered first anyway when an event or timer
+   * reaches it.
+   */
+  resendDeferred(max: number): number;
   /** The state of a call: live, final, or unknown (`undefined`). */
   stateOf(callId: string): CallStateName | undefined;
   /** Disarm the timer and drop every call; outcomes that settle later publish nothing. */
@@ -158,6 +165,8 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   const finishing = new Map<string, CallActor>();
   let depth = 0;
   let settleQueued = false;
+  /** Calls restored with a request in flight at the crash, not sent again yet. */
+  const toRecover = new Set<string>();
   /** Waiting calls whose actor still runs, least recently used first. */
   const idle = new Set<string>();
   const idleAwake = options.keepAwake ? 0 : Math.max(0, options.idleAwake ?? 0);
@@ -267,7 +276,29 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     // Rests again at the end of the step unless the step changes it.
     if (!options.keepAwake) idle.add(callId);
     actor.start();
+    if (toRecover.delete(callId)) recover(actor);
     return actor;
+  }
+
+  /** Wake a call restored with a request in flight, which sends it again (or closes its window). */
+  function resendNow(callId: string): void {
+    step(() => {
+      const actor = wake(callId);
+      toRecover.delete(callId);
+      if (actor) closeIfDue(actor, clock.now());
+    });
+  }
+
+  /**
+   * The request in flight at a crash: send it again. Past the deadline the
+   * caller closes the window instead (every caller of `wake` checks).
+   */
+  function recover(actor: CallActor): void {
+    const now = clock.now();
+    const { context } = actor.getSnapshot();
+    if (now >= context.deadline) return;
+    actor.send({ type: 'call.recovered', now });
+    touch(context.callId);
   }
 
   /** Note a changed call; outside a step (a request's outcome) settle once xstate commits. */
@@ -421,7 +452,9 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
    * never lands on a call whose window is already closed.
    */
   function closeIfDue(actor: CallActor, now: number): boolean {
-    if (now < actor.getSnapshot().context.deadline) return false;
+    const snapshot = actor.getSnapshot();
+    if (snapshot.status !== 'active') return true;
+    if (now < snapshot.context.deadline) return false;
     actor.send({ type: 'window.closed', now });
     touch(actor.getSnapshot().context.callId);
     return true;
@@ -506,7 +539,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       const value = calls.get(callId);
       return value instanceof Actor ? (value.getPersistedSnapshot() as PersistedCall) : value;
     },
-    restore(persisted) {
+    restore(persisted, restoreOptions) {
       const { callId, deadline, retryAt, reason, attempts } = persisted.context;
       if (persisted.status === 'done') {
         remember(callId, { state: stateName(persisted) as FinalStateName, reason, attempts });
@@ -519,13 +552,19 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       scheduler.schedule(deadline, 'deadline', callId);
       if (retryAt !== null) scheduler.schedule(retryAt, 'retry', callId);
       if (inFlightAtCrash) {
-        step(() => {
-          const now = clock.now();
-          const actor = wake(callId);
-          if (actor && !closeIfDue(actor, now)) actor.send({ type: 'call.recovered', now });
-          touch(callId);
-        });
+        toRecover.add(callId);
+        // Waking it sends the request again.
+        if (!restoreOptions?.deferResend) resendNow(callId);
       }
+    },
+    resendDeferred(max) {
+      let sent = 0;
+      for (const callId of toRecover) {
+        if (sent >= max) break;
+        sent++;
+        resendNow(callId);
+      }
+      return toRecover.size;
     },
     stateOf(callId) {
       const value = calls.get(callId);
@@ -538,6 +577,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       for (const value of calls.values()) if (value instanceof Actor) value.stop();
       calls.clear();
       idle.clear();
+      toRecover.clear();
       held.clear();
     },
   };

@@ -3,7 +3,12 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { isFinalState } from '../../machines/call.machine.js';
 import { type BusNames, busNames, ensureStreamAndConsumer } from '../bus/jetstream.js';
 import { createOutbox } from '../bus/outbox.js';
-import { openSnapshotStore, type SnapshotStore, type Stored } from '../bus/snapshot-store.js';
+import {
+  openSnapshotStore,
+  type SnapshotStore,
+  type Stored,
+  type StoredCall,
+} from '../bus/snapshot-store.js';
 import { canonicalCallId } from '../contract/call-id.js';
 import { type CallEnvelope, parseEnvelopeText } from '../contract/events.js';
 import { translateNotificationsText } from '../contract/graph-notifications.js';
@@ -61,6 +66,9 @@ const ACK_WAIT_MS = 5_000;
  * awake instead of restoring it. The rest rest as snapshots of a few hundred bytes.
  */
 const IDLE_AWAKE = 2_048;
+/** Requests sent again after a restart: at most this many in flight, this many started per turn. */
+const RESEND_IN_FLIGHT = 256;
+const RESEND_SLICE = 64;
 
 /**
  * The live service: JetStream in, the call runtime in the middle, lifecycle
@@ -284,6 +292,32 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     callback: handle,
   });
   let ready = true;
+  let stopping = false;
+  void resendRecovered();
+
+  /**
+   * Send again, earliest deadline first, the requests that were in flight at
+   * the last stop, a slice per turn and never more than RESEND_IN_FLIGHT at
+   * once. Meanwhile the service is ready and consuming: a call reached by an
+   * event or timer first is recovered on the spot. Requests queued behind
+   * thousands of others in the HTTP pool would spend their time left in the
+   * queue; kept to a bounded number, they spend it at Graph.
+   */
+  async function resendRecovered(): Promise<void> {
+    const started = Date.now();
+    let left = runtime.resendDeferred(0);
+    if (left === 0) return;
+    const total = left;
+    while (left > 0 && !stopping) {
+      const room = RESEND_IN_FLIGHT - runtime.inFlight;
+      if (room > 0) left = runtime.resendDeferred(Math.min(room, RESEND_SLICE));
+      await new Promise((resolve) => (room > 0 ? setImmediate(resolve) : setTimeout(resolve, 1)));
+    }
+    log.info(
+      { requests: total, ms: Date.now() - started },
+      'requests in flight at the last stop sent again',
+    );
+  }
 
   return {
     names,
@@ -291,6 +325,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     isReady: () => ready && !nc.isClosed() && (options.isConnected?.() ?? true),
     async stop(graceMs) {
       ready = false;
+      stopping = true;
       await messages?.close();
       messages = undefined;
       const until = Date.now() + graceMs;
@@ -357,9 +392,11 @@ async function restore(
   log: Log,
 ): Promise<number> {
   const stored = await store.loadAll();
-  for (const [callId, call] of stored) {
+  // Earliest deadline first: requests to send again go out in this order.
+  const byDeadline = [...stored].sort(([, a], [, b]) => deadlineOf(a) - deadlineOf(b));
+  for (const [callId, call] of byDeadline) {
     try {
-      if ('snapshot' in call) runtime.restore(call.snapshot);
+      if ('snapshot' in call) runtime.restore(call.snapshot, { deferResend: true });
       else {
         heldByCall.set(callId, [...call.held]);
         for (const envelope of call.held) runtime.deliver(envelope);
@@ -369,4 +406,8 @@ async function restore(
     }
   }
   return stored.size;
+}
+
+function deadlineOf(call: StoredCall): number {
+  return 'snapshot' in call ? call.snapshot.context.deadline : Number.POSITIVE_INFINITY;
 }

@@ -521,6 +521,54 @@ describe('persist and restore', () => {
   });
 });
 
+describe('requests left to send again later (deferResend)', () => {
+  function persistedInFlight() {
+    const first = harness({ outcomes: ['pending'] });
+    first.runtime.deliver(incoming(T0));
+    first.clock.set(T0 + 1_000);
+    first.runtime.deliver(reject(T0 + 1_000));
+    return roundTrip(first.runtime.persist(CALL_ID));
+  }
+
+  it('sends nothing on restore, then the request once, when asked', () => {
+    const second = harness({ now: T0 + 5_000, outcomes: ['pending'] });
+    second.runtime.restore(persistedInFlight(), { deferResend: true });
+    expect(second.sent).toEqual([]);
+    expect(second.runtime.resendDeferred(0)).toBe(1);
+
+    expect(second.runtime.resendDeferred(10)).toBe(0);
+    expect(second.sent.map((s) => s.request.attempt)).toEqual([2]);
+    expect(second.runtime.resendDeferred(10)).toBe(0);
+    expect(second.sent).toHaveLength(1);
+  });
+
+  it('sends it first when an event reaches the call before its turn', async () => {
+    const second = harness({
+      now: T0 + 5_000,
+      outcomes: [{ status: 404, maybeDelivered: false, code: 'NotFound' }],
+    });
+    second.runtime.restore(persistedInFlight(), { deferResend: true });
+    // A second reject: refused, because the recovered request is under way.
+    expect(second.runtime.deliver(reject(T0 + 5_000))).toBe('refused');
+    expect(second.sent.map((s) => s.request.attempt)).toEqual([2]);
+    expect(second.runtime.resendDeferred(10)).toBe(0);
+    await flush();
+    expect(second.runtime.stateOf(CALL_ID)).toBe('rejected');
+    expect(second.sent).toHaveLength(1);
+  });
+
+  it('closes the window instead when its turn comes after the deadline', () => {
+    const second = harness({ now: T0 + 5_000, outcomes: ['pending'] });
+    second.runtime.restore(persistedInFlight(), { deferResend: true });
+    second.clock.set(DEADLINE + 1);
+    expect(second.runtime.resendDeferred(10)).toBe(0);
+    expect(second.sent).toEqual([]);
+    expect(second.records).toEqual([
+      expect.objectContaining({ state: 'failed', previous: 'rejecting', at: iso(DEADLINE + 1) }),
+    ]);
+  });
+});
+
 describe('a call restored after its retry time and its deadline', () => {
   it('sends no retry and fails at once: the window closed while it was down', async () => {
     const first = harness({
