@@ -11,7 +11,8 @@ import {
   type EmulatorHandle,
   httpGet,
   machineBusyMs,
-  profileFlags,
+  PIPELINE_NODE_FLAGS,
+  pipelineFlags,
   rssMb,
   SERVICE_ENTRY,
   sleep,
@@ -29,7 +30,8 @@ import {
  * E2E_INFLIGHT (10000), E2E_RECOVERY_WINDOW_MS (15000), E2E_ONLY (any of
  * fixed,max,rss,recovery), E2E_CPU_PROF (a directory: a CPU profile of every
  * service and naive process, written when it stops), E2E_TRACE=1 (the
- * service's /metrics every second on stderr).
+ * service's /metrics every second on stderr), E2E_NODE_FLAGS (Node flags of both
+ * pipelines' processes; default --max-semi-space-size=32, as `npm start` runs it).
  */
 
 type Row = Record<string, string | number>;
@@ -108,7 +110,7 @@ async function startPipeline(
     let ready = false;
     const child = startChild(
       process.execPath,
-      ['--import', 'tsx', ...profileFlags(), 'bench/e2e/naive.ts'],
+      ['--import', 'tsx', ...pipelineFlags(), 'bench/e2e/naive.ts'],
       env,
       (line) => {
         if (line.trim() === 'ready') ready = true;
@@ -126,7 +128,7 @@ async function startPipeline(
     return { kind, prefix, child, metrics: async () => '' };
   }
   const port = await freePort();
-  const child = startChild(process.execPath, [...profileFlags(), SERVICE_ENTRY, 'serve'], {
+  const child = startChild(process.execPath, [...pipelineFlags(), SERVICE_ENTRY, 'serve'], {
     ...env,
     HTTP_PORT: String(port),
     HTTP_HOST: '127.0.0.1',
@@ -572,7 +574,7 @@ async function recovery(bench: Bench): Promise<Row> {
     const port = await freePort();
     const child = startChild(
       process.execPath,
-      [...profileFlags(), SERVICE_ENTRY, 'serve'],
+      [...pipelineFlags(), SERVICE_ENTRY, 'serve'],
       env(port),
     );
     second = child;
@@ -651,8 +653,7 @@ export async function e2eBench(): Promise<Row[]> {
     rows.push({
       setup: 'every process on this machine',
       'nats-server': `${natsVersion()}, fresh, file store in a temp dir`,
-      'service / naive pipeline':
-        'child processes: node dist/src/cli.js serve / node --import tsx bench/e2e/naive.ts',
+      'service / naive pipeline': `child processes: node ${PIPELINE_NODE_FLAGS.join(' ')} dist/src/cli.js serve / node ${PIPELINE_NODE_FLAGS.join(' ')} --import tsx bench/e2e/naive.ts`,
       'Graph emulator': 'a child process of its own',
       driver: 'the bench process: JetStream publish, up to 4,000 awaiting PubAck',
       'emulator − bench clock (ms)': round(clock.offsetMs, 3),

@@ -225,10 +225,19 @@ export function startChild(
 }
 
 /** Extra node flags for the measured children (`E2E_CPU_PROF=<dir>`: a CPU profile each). */
-export function profileFlags(): string[] {
+export function pipelineFlags(): string[] {
   const dir = process.env.E2E_CPU_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
+  return [...PIPELINE_NODE_FLAGS, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
 }
+
+/**
+ * Node flags of both pipelines' processes: the service's as `npm start` and
+ * the Docker image run it, given to the naive pipeline too so the ratio
+ * compares code, not settings. E2E_NODE_FLAGS overrides (empty: none).
+ */
+export const PIPELINE_NODE_FLAGS = (process.env.E2E_NODE_FLAGS ?? '--max-semi-space-size=32')
+  .split(' ')
+  .filter((flag) => flag !== '');
 
 /** The emulator child, steered over IPC. */
 export interface EmulatorHandle {

@@ -15,12 +15,15 @@ export interface DemoService {
 }
 
 /** `node dist/src/cli.js serve` next to this file; through tsx when running from the sources. */
+/** As `npm start` and the Docker image run the service. */
+const NODE_FLAGS = ['--max-semi-space-size=32'];
+
 function serveCommand(): string[] {
   const here = fileURLToPath(import.meta.url);
   if (extname(here) === '.ts') {
-    return ['--import', 'tsx', join(dirname(here), '..', 'cli.ts'), 'serve'];
+    return [...NODE_FLAGS, '--import', 'tsx', join(dirname(here), '..', 'cli.ts'), 'serve'];
   }
-  return [join(dirname(here), '..', 'cli.js'), 'serve'];
+  return [...NODE_FLAGS, join(dirname(here), '..', 'cli.js'), 'serve'];
 }
 
 function tail(file: string, lines = 20): string {
