@@ -55,6 +55,12 @@ export interface LiveHubOptions {
   readonly heartbeatMs?: number;
   /** How many records the page keeps (default 50). */
   readonly recentLimit?: number;
+  /**
+   * How many live calls the table keeps, the most recently changed (default
+   * 200); the counts cover every call. A service with 100,000 calls ringing
+   * would otherwise keep a second copy of each and send them all to each page.
+   */
+  readonly callLimit?: number;
   readonly now?: () => number;
 }
 
@@ -94,8 +100,11 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
   const now = options.now ?? Date.now;
   const recentLimit = options.recentLimit ?? 50;
   const deadlineOf = options.deadlineOf;
+  const callLimit = options.callLimit ?? 200;
+  /** The table: the most recently changed live calls, oldest first. */
   const live = new Map<string, LiveCall>();
-  const finals = zeroCounts();
+  /** Every call, by state: finals counted, live ones moved from `previous` to `state`. */
+  const totals = zeroCounts();
   const recent: LifecycleRecord[] = [];
   const rejectingSince = new Map<string, number>();
   const latencies: number[] = [];
@@ -108,9 +117,7 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
   heartbeat.unref();
 
   function counts(): Record<StateName, number> {
-    const result = { ...finals };
-    for (const call of live.values()) result[call.state]++;
-    return result;
+    return { ...totals };
   }
 
   function latency(): LatencySummary {
@@ -132,10 +139,13 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
     const { callId, state } = record;
     if (record.refused) return live.get(callId) ?? null;
     const at = Date.parse(record.at);
+    // A call restored after a restart was never counted in: never below 0.
+    if (record.previous !== null)
+      totals[record.previous] = Math.max(0, totals[record.previous] - 1);
+    totals[state]++;
     if (state === 'rejecting' && record.previous !== 'rejecting') rejectingSince.set(callId, at);
     if (isFinalState(state)) {
       live.delete(callId);
-      finals[state]++;
       const started = rejectingSince.get(callId);
       rejectingSince.delete(callId);
       if (state === 'rejected' && started !== undefined) {
@@ -155,7 +165,15 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
       ...(record.reason !== undefined && { reason: record.reason }),
       ...(record.attempts !== undefined && { attempts: record.attempts }),
     };
+    // Most recently changed last; the oldest leaves the table beyond its limit.
+    live.delete(callId);
     live.set(callId, call);
+    if (live.size > callLimit) {
+      for (const oldest of live.keys()) {
+        live.delete(oldest);
+        break;
+      }
+    }
     return call;
   }
 

@@ -89,6 +89,32 @@ describe('the live hub', () => {
     expect(snapshot.latency).toEqual({ count: 1, last: 0.25, p50: 0.25, p95: 0.25, max: 0.25 });
   });
 
+  it('shows the most recently changed calls up to its limit, and counts every call', async () => {
+    hub = createLiveHub({ callLimit: 2 });
+    const ids = ['a', 'b', 'c'].map((letter) => ID.replace('2f1a', `${letter}${letter}1a`));
+    for (const callId of ids) hub.record({ ...ringing, callId });
+    hub.record({ ...rejecting, callId: ids[0] as string });
+    await sleep(0);
+    const snapshot = hub.snapshot();
+    expect(snapshot.calls.map((call) => [call.callId, call.state])).toEqual([
+      [ids[2], 'ringing'],
+      [ids[0], 'rejecting'],
+    ]);
+    expect(snapshot.counts).toMatchObject({ ringing: 2, rejecting: 1 });
+
+    // A final record for a call the table dropped still moves the counts.
+    hub.record({ ...rejected, callId: ids[1] as string, previous: 'ringing' });
+    await sleep(0);
+    expect(hub.snapshot().counts).toMatchObject({ ringing: 1, rejecting: 1, rejected: 1 });
+  });
+
+  it('never counts below zero for a call restored after a restart (no earlier record)', async () => {
+    hub = createLiveHub();
+    hub.record(rejected);
+    await sleep(0);
+    expect(hub.snapshot().counts).toMatchObject({ rejecting: 0, rejected: 1 });
+  });
+
   it('streams a snapshot on connect, one event per record, and forgets a client that leaves', async () => {
     hub = createLiveHub({ deadlineOf: () => T0 + 30_000, heartbeatMs: 20 });
     hub.record(ringing);
