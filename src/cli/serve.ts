@@ -84,7 +84,7 @@ export async function runServe(
   let inspector: CallInspector | undefined;
   // The live page (`GET /`, `GET /events`), fed every lifecycle record.
   const live = createLiveHub({
-    deadlineOf: (callId) => service?.runtime.persist(callId)?.context.deadline,
+    deadlineOf: (callId) => service?.runtime.contextOf(callId)?.deadline,
   });
   const routes: Record<string, Route> = { ...live.routes };
   if (config.webhook.appId) {

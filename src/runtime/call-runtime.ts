@@ -120,6 +120,8 @@ export interface CallRuntime {
    * reaches it.
    */
   resendDeferred(max: number): number;
+  /** A live call's context, without persisting it (cheap; `undefined` once final). */
+  contextOf(callId: string): Readonly<CallContext> | undefined;
   /** The state of a call: live, final, or unknown (`undefined`). */
   stateOf(callId: string): CallStateName | undefined;
   /** Disarm the timer and drop every call; outcomes that settle later publish nothing. */
@@ -171,7 +173,16 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
   const idle = new Set<string>();
   const idleAwake = options.keepAwake ? 0 : Math.max(0, options.idleAwake ?? 0);
 
-  const iso = (ms: number) => new Date(ms).toISOString();
+  // Records made in the same millisecond share one timestamp string.
+  let isoMs = Number.NaN;
+  let isoText = '';
+  const iso = (ms: number) => {
+    if (ms !== isoMs) {
+      isoMs = ms;
+      isoText = new Date(ms).toISOString();
+    }
+    return isoText;
+  };
 
   const scheduler = createScheduler<TimerKind, TimerValue>({
     clock,
@@ -565,6 +576,10 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         resendNow(callId);
       }
       return toRecover.size;
+    },
+    contextOf(callId) {
+      const value = calls.get(callId);
+      return value instanceof Actor ? value.getSnapshot().context : value?.context;
     },
     stateOf(callId) {
       const value = calls.get(callId);

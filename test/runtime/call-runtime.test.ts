@@ -700,6 +700,23 @@ describe('keepAwake', () => {
   });
 });
 
+describe('contextOf', () => {
+  it("reads a live call's context whether it rests or runs, and nothing once it is final", async () => {
+    const { clock, runtime, sent } = harness({ outcomes: ['pending'] });
+    runtime.deliver(incoming(T0));
+    expect(runtime.awakeCount).toBe(0);
+    expect(runtime.contextOf(CALL_ID)).toMatchObject({ callId: CALL_ID, deadline: DEADLINE });
+    clock.set(T0 + 1_000);
+    runtime.deliver(reject(T0 + 1_000));
+    expect(runtime.awakeCount).toBe(1);
+    expect(runtime.contextOf(CALL_ID)).toMatchObject({ deadline: DEADLINE, attempts: 1 });
+    sent[0]?.settle(ACCEPTED);
+    await flush();
+    expect(runtime.stateOf(CALL_ID)).toBe('rejected');
+    expect(runtime.contextOf(CALL_ID)).toBeUndefined();
+  });
+});
+
 describe('idleAwake', () => {
   const ids = [
     '11111111-1111-4111-8111-111111111111',
