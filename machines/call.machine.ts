@@ -85,7 +85,11 @@ export const callMachine = setup({
     scheduleRetry: () => {},
     assignRejectRequest: assign(({ event }) =>
       event.type === 'call.reject'
-        ? { reason: event.reason, callbackUri: event.callbackUri ?? null }
+        ? {
+            reason: event.reason,
+            callbackUri: event.callbackUri ?? null,
+            outcomeUnknown: event.redelivered === true,
+          }
         : {},
     ),
     countAttempt: assign({ attempts: ({ context }) => context.attempts + 1, retryAt: null }),

@@ -80,6 +80,12 @@ export type CallEvent =
       readonly now: number;
       readonly reason: RejectReason;
       readonly callbackUri?: string | undefined;
+      /**
+       * The message carrying this reject was delivered before: an earlier run
+       * may have sent its request, so the first attempt's outcome is unknown
+       * (a 404 to it means that request went through).
+       */
+      readonly redelivered?: boolean | undefined;
     }
   | { readonly type: 'call.answered'; readonly now: number }
   | ({ readonly type: 'call.terminated'; readonly now: number } & TerminationInfo)

@@ -34,6 +34,12 @@ interface KeyState {
   writing: boolean;
   queued: boolean;
   pending: { read: () => Value | undefined; waiters: Stored[] } | undefined;
+  /** The write on its way to the server, if any. */
+  current: InFlight | undefined;
+  /** The last write failed: what is in memory may be newer than what is stored. */
+  failed: boolean;
+  /** How to read the key's value again, for a write after a failed one. */
+  lastRead: (() => Value | undefined) | undefined;
 }
 
 interface InFlight {
@@ -69,6 +75,12 @@ export interface SnapshotStore {
   ): void;
   /** Store the events held for a call not seen yet. */
   saveHeld(callId: string, held: readonly CallEnvelope[], seq: number, done?: Stored): void;
+  /**
+   * Call `done` once what is queued or in flight for the key is stored (at
+   * once when nothing is; after writing the key again when its last write
+   * failed). For a redelivered message whose changes were already made.
+   */
+  whenStored(callId: string, done: Stored): void;
   /** Writes queued or in flight. */
   readonly pendingWrites: number;
   /** Resolves once no write is queued or in flight (failed ones included). */
@@ -154,6 +166,9 @@ export async function openSnapshotStore(
         writing: false,
         queued: false,
         pending: undefined,
+        current: undefined,
+        failed: false,
+        lastRead: undefined,
       };
       keys.set(callId, s);
     }
@@ -193,6 +208,8 @@ export async function openSnapshotStore(
   function finish(write: InFlight, error: Error | undefined): void {
     const { state: s, callId } = write;
     s.writing = false;
+    s.current = undefined;
+    s.failed = error !== undefined;
     for (const done of write.waiters) done(error);
     if (s.pending) {
       // Sent now: this runs while the acknowledgements are read, so the
@@ -255,13 +272,15 @@ export async function openSnapshotStore(
     }
     s.writing = true;
     const id = nextId++;
-    inFlight.set(id, {
+    const write: InFlight = {
       callId,
       state: s,
       value,
       waiters: pending.waiters,
       sentAt: Date.now(),
-    });
+    };
+    inFlight.set(id, write);
+    s.current = write;
     const h = headers();
     h.set('Nats-Expected-Last-Subject-Sequence', String(s.revision ?? 0));
     const data = encoder.encode(JSON.stringify({ seq: s.seq, ...value }));
@@ -276,6 +295,7 @@ export async function openSnapshotStore(
   ): void {
     const s = state(callId);
     if (seq !== undefined && seq > s.seq) s.seq = seq;
+    s.lastRead = read;
     if (s.pending) {
       s.pending.read = read;
       if (done) s.pending.waiters.push(done);
@@ -313,6 +333,9 @@ export async function openSnapshotStore(
           writing: false,
           queued: false,
           pending: undefined,
+          current: undefined,
+          failed: false,
+          lastRead: undefined,
         });
       }
       return found;
@@ -333,6 +356,13 @@ export async function openSnapshotStore(
     },
     saveHeld(callId, held, seq, done) {
       enqueue(callId, () => ({ held }), seq, done);
+    },
+    whenStored(callId, done) {
+      const s = keys.get(callId);
+      if (s?.pending) s.pending.waiters.push(done);
+      else if (s?.current) s.current.waiters.push(done);
+      else if (s?.failed && s.lastRead) enqueue(callId, s.lastRead, undefined, done);
+      else done();
     },
     get pendingWrites() {
       return queuedOrInFlight;

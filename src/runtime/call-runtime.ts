@@ -93,8 +93,12 @@ export interface CallRuntimeOptions {
 }
 
 export interface CallRuntime {
-  /** Route one valid event to its call. Synchronous; a reject request runs on. */
-  deliver(envelope: CallEnvelope): Delivery;
+  /**
+   * Route one valid event to its call. Synchronous; a reject request runs on.
+   * `redelivered`: the message carrying it was delivered before, so an
+   * earlier run may have sent a reject for it (see the machine's `call.reject`).
+   */
+  deliver(envelope: CallEnvelope, options?: { redelivered?: boolean }): Delivery;
   /** The earliest-deadline-first timer shared by all calls. */
   readonly scheduler: Scheduler<TimerKind, TimerValue>;
   /** Live (non-final) calls. */
@@ -433,7 +437,11 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     }
   }
 
-  function toMachineEvent(envelope: CallEnvelope, now: number): CallEvent | undefined {
+  function toMachineEvent(
+    envelope: CallEnvelope,
+    now: number,
+    redelivered: boolean,
+  ): CallEvent | undefined {
     switch (envelope.type) {
       case 'call.reject':
         return {
@@ -441,6 +449,7 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
           now,
           reason: envelope.reason,
           callbackUri: envelope.callbackUri,
+          ...(redelivered && { redelivered }),
         };
       case 'call.answered':
         return { type: 'call.answered', now };
@@ -497,12 +506,12 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     else held.delete(callId);
   }
 
-  function deliver(envelope: CallEnvelope): Delivery {
+  function deliver(envelope: CallEnvelope, deliverOptions?: { redelivered?: boolean }): Delivery {
     if (stopped) throw new Error('the call runtime was stopped');
-    return step(() => apply(envelope));
+    return step(() => apply(envelope, deliverOptions?.redelivered === true));
   }
 
-  function apply(envelope: CallEnvelope): Delivery {
+  function apply(envelope: CallEnvelope, redelivered = false): Delivery {
     const { callId } = envelope;
     const final = finals.get(callId);
     if (final) {
@@ -516,14 +525,14 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       return 'applied';
     }
     const now = clock.now();
-    const event = toMachineEvent(envelope, now);
+    const event = toMachineEvent(envelope, now, redelivered);
     const actor = wake(callId);
     if (!actor) {
       hold(envelope);
       return 'held';
     }
     if (!event) return 'ignored';
-    if (closeIfDue(actor, now)) return apply(envelope);
+    if (closeIfDue(actor, now)) return apply(envelope, redelivered);
     const before = actor.getSnapshot();
     refusedNow = false;
     actor.send(event);

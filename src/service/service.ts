@@ -191,8 +191,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     log.warn({ subject, error }, 'invalid message');
   }
 
-  function deliver(envelope: CallEnvelope): Delivery {
-    const delivery = runtime.deliver(envelope);
+  function deliver(envelope: CallEnvelope, redelivered: boolean): Delivery {
+    const delivery = runtime.deliver(envelope, { redelivered });
     metrics.events.inc({ type: envelope.type, delivery });
     if (delivery === 'held') {
       const held = [...(heldByCall.get(envelope.callId) ?? []), envelope];
@@ -266,10 +266,18 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     current = message;
     try {
       const events = eventsOf(msg);
-      // A redelivered message whose effects were stored already is not applied again.
-      const fresh = events.filter((e) => (store.lastSeq(e.callId) ?? -1) < msg.seq);
-      if (fresh.length < events.length) metrics.redelivered.inc(events.length - fresh.length);
-      for (const envelope of fresh) deliver(envelope);
+      const { redelivered } = msg;
+      // Decided for every event first: applying one advances its call's sequence.
+      const applied = events.map((e) => (store.lastSeq(e.callId) ?? -1) >= msg.seq);
+      for (const [i, envelope] of events.entries()) {
+        if (!applied[i]) deliver(envelope, redelivered);
+        else {
+          // Redelivered, and applied already: acknowledged once its changes
+          // are stored (a failed write is made again), never applied twice.
+          metrics.redelivered.inc();
+          store.whenStored(envelope.callId, track(envelope.callId));
+        }
+      }
     } catch (error) {
       log.error({ err: error, subject: msg.subject, seq: msg.seq }, 'message handling failed');
       message.fail();

@@ -138,6 +138,44 @@ describe('snapshot store', () => {
     expect(store.pendingWrites).toBe(0);
   });
 
+  it('tells when what is queued for a key is stored, and writes again after a failed write', async () => {
+    const { store, bucket } = await open();
+    const kv = await new Kvm(nc).open(bucket);
+
+    const nothing = outcome();
+    store.whenStored('call-h', nothing.done);
+    expect(await nothing.result).toBeUndefined();
+
+    const write = outcome();
+    const waited = outcome();
+    let storedFirst = false;
+    store.save(
+      'call-h',
+      () => snapshot('ringing'),
+      1,
+      (error) => {
+        storedFirst = true;
+        write.done(error);
+      },
+    );
+    store.whenStored('call-h', (error) => {
+      expect(storedFirst).toBe(true);
+      waited.done(error);
+    });
+    expect([await write.result, await waited.result]).toEqual([undefined, undefined]);
+
+    // Someone else changes the key: the next write fails, and so does a
+    // later wait, because it writes again instead of taking the failure as stored.
+    await kv.put('call-h', JSON.stringify({ seq: 9, snapshot: snapshot('answered', 'done') }));
+    const failed = outcome();
+    store.save('call-h', () => snapshot('rejecting'), 2, failed.done);
+    expect((await failed.result)?.message).toMatch(/changed by someone else/);
+    const again = outcome();
+    store.whenStored('call-h', again.done);
+    expect(store.pendingWrites).toBe(1);
+    expect((await again.result)?.message).toMatch(/changed by someone else/);
+  });
+
   it('stores events held for a call not seen yet', async () => {
     const { store, bucket } = await open();
     const held = [

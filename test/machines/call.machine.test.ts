@@ -344,6 +344,31 @@ describe('rejecting.sending', () => {
       expect(published(actions)).toEqual(['rejected']);
     });
 
+    it('is rejected when a redelivered reject is answered 404 on its first attempt: an earlier run sent it', () => {
+      const redelivered = send(ringing(), {
+        type: 'call.reject',
+        now: T0 + 1_000,
+        reason: 'busy',
+        redelivered: true,
+      });
+      expect(redelivered.context).toMatchObject({ outcomeUnknown: true, attempts: 1 });
+
+      const [snapshot] = transition(callMachine, redelivered, done({ status: 404 }));
+
+      expect(snapshot.value).toBe('rejected');
+    });
+
+    it('ends, as for any first attempt, when a reject delivered once is answered 404', () => {
+      const first = send(ringing(), {
+        type: 'call.reject',
+        now: T0 + 1_000,
+        reason: 'busy',
+        redelivered: false,
+      });
+      expect(first.context.outcomeUnknown).toBe(false);
+      expect(transition(callMachine, first, done({ status: 404 }))[0].value).toBe('ended');
+    });
+
     it('is rejected when the request in flight at a crash is answered 404 after recovery', () => {
       const recovered = send(sending(), { type: 'call.recovered', now: T0 + 5_000 });
 

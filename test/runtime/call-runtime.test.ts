@@ -521,6 +521,21 @@ describe('persist and restore', () => {
   });
 });
 
+describe('a redelivered reject', () => {
+  it('counts its first attempt as possibly sent before: a 404 to it means rejected', async () => {
+    const { clock, runtime, records, sent } = harness({
+      outcomes: [{ status: 404, maybeDelivered: false, code: 'NotFound' }],
+    });
+    runtime.deliver(incoming(T0));
+    clock.set(T0 + 1_000);
+    expect(runtime.deliver(reject(T0 + 1_000), { redelivered: true })).toBe('applied');
+    await flush();
+    expect(sent).toHaveLength(1);
+    expect(runtime.stateOf(CALL_ID)).toBe('rejected');
+    expect(records.at(-1)).toMatchObject({ state: 'rejected', attempts: 1 });
+  });
+});
+
 describe('requests left to send again later (deferResend)', () => {
   function persistedInFlight() {
     const first = harness({ outcomes: ['pending'] });
