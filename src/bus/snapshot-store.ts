@@ -210,6 +210,8 @@ export async function openSnapshotStore(
     s.writing = false;
     s.current = undefined;
     s.failed = error !== undefined;
+    // Kept only to write again after a failure.
+    if (!s.failed && !s.pending) s.lastRead = undefined;
     for (const done of write.waiters) done(error);
     if (s.pending) {
       // Sent now: this runs while the acknowledgements are read, so the

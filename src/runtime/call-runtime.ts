@@ -357,11 +357,13 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
         const resting = live.status === 'active' && !live.matches({ rejecting: 'sending' });
         if (resting && !options.keepAwake) idle.add(callId);
       }
-      if (!(value instanceof Actor)) report(callId, () => value);
+      // The readers are made outside this loop: a closure made here would
+      // share the loop's scope, and keep the actor alive as long as the host
+      // keeps the reader.
+      if (!(value instanceof Actor)) report(callId, constant(value));
       else if (final !== undefined) {
-        const snapshot = final.getPersistedSnapshot() as PersistedCall;
-        report(callId, () => snapshot);
-      } else report(callId, () => read(callId));
+        report(callId, constant(final.getPersistedSnapshot() as PersistedCall));
+      } else report(callId, reader(callId));
     }
     touched.clear();
     finishing.clear();
@@ -376,7 +378,15 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
     }
   }
 
-  /** A live call's snapshot now; after a step made it final, its last snapshot. */
+  function constant(snapshot: PersistedCall): () => PersistedCall {
+    return () => snapshot;
+  }
+
+  function reader(callId: string): () => PersistedCall | undefined {
+    return () => read(callId);
+  }
+
+  /** A live call's snapshot now; `undefined` once it is final (its last change carries its own). */
   function read(callId: string): PersistedCall | undefined {
     const value = calls.get(callId);
     if (value instanceof Actor) return value.getPersistedSnapshot() as PersistedCall;
