@@ -187,6 +187,8 @@ const Env = z.object({
   SHUTDOWN_TIMEOUT_MS: wholeNumber('must be a whole number of milliseconds ≥ 100', 100).default(
     8_000,
   ),
+  PARTITIONS: wholeNumber('must be a whole number from 1 to 256', 1, 256).default(1),
+  PARTITION: wholeNumber('must be a whole number from 0 to 255', 0, 255).default(0),
 });
 
 /** Every environment variable the service reads. */
@@ -265,6 +267,8 @@ export interface Config {
   readonly logPii: boolean;
   readonly retentionMs: number;
   readonly shutdownTimeoutMs: number;
+  /** `PARTITIONS` > 1: this instance consumes one partition of the calls (see the README). */
+  readonly partitions: { readonly count: number; readonly index: number };
 }
 
 /** Thrown with every problem listed, one per line ("NAME: rule"). */
@@ -344,6 +348,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const e = result.data;
+  if (e && e.PARTITION >= e.PARTITIONS) {
+    problems.push(
+      `PARTITION: must be below PARTITIONS (${e.PARTITIONS}): partitions are numbered from 0 (got ${shown('PARTITION', present.PARTITION)})`,
+    );
+  }
   let auth: Config['graph']['auth'] | undefined;
   if (e?.GRAPH_TOKEN) auth = { kind: 'token', token: e.GRAPH_TOKEN };
   else if (e?.GRAPH_TENANT_ID && e.GRAPH_CLIENT_ID && e.GRAPH_CLIENT_SECRET) {
@@ -388,5 +397,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logPii: e.LOG_PII,
     retentionMs: e.RETENTION_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    partitions: { count: e.PARTITIONS, index: e.PARTITION },
   };
 }

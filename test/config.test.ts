@@ -56,6 +56,20 @@ describe('configuration from the environment', () => {
     expect((error as Error).message).toContain('invalid configuration:\n  NATS_URL:');
   });
 
+  it('partitions: one by default; PARTITION must name one of PARTITIONS', () => {
+    expect(loadConfig({ GRAPH_TOKEN: 't' }).partitions).toEqual({ count: 1, index: 0 });
+    expect(loadConfig({ GRAPH_TOKEN: 't', PARTITIONS: '4', PARTITION: '3' }).partitions).toEqual({
+      count: 4,
+      index: 3,
+    });
+    expect(() => loadConfig({ GRAPH_TOKEN: 't', PARTITIONS: '2', PARTITION: '2' })).toThrow(
+      'PARTITION: must be below PARTITIONS (2): partitions are numbered from 0 (got "2")',
+    );
+    expect(() => loadConfig({ GRAPH_TOKEN: 't', PARTITIONS: '0' })).toThrow(
+      'PARTITIONS: must be a whole number from 1 to 256 (got "0")',
+    );
+  });
+
   it('never echoes a secret it rejected', () => {
     expect(() => loadConfig({ GRAPH_CLIENT_SECRET: 'hunter2' })).toThrow(ConfigError);
     try {

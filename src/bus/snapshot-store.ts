@@ -96,6 +96,11 @@ export interface SnapshotStoreOptions {
   readonly outbox?: Outbox;
   /** A write not acknowledged within this time fails (default 5 s). */
   readonly writeTimeoutMs?: number;
+  /**
+   * Put before each call id in the bucket's keys (a partition's `p<n>.`), so
+   * that an instance loads only its own calls. Default none.
+   */
+  readonly keyPrefix?: string;
 }
 
 /** JetStream's error code for a compare-and-set on a stale revision. */
@@ -119,7 +124,8 @@ export async function openSnapshotStore(
     ttl: options.retentionMs,
     storage: StorageType.File,
   });
-  const subjectPrefix = `$KV.${options.bucket}.`;
+  const keyPrefix = options.keyPrefix ?? '';
+  const subjectPrefix = `$KV.${options.bucket}.${keyPrefix}`;
   const writeTimeoutMs = options.writeTimeoutMs ?? 5_000;
   const outbox = options.outbox ?? createOutbox(() => {});
   const keys = new Map<string, KeyState>();
@@ -247,7 +253,7 @@ export async function openSnapshotStore(
       // Learn the key's revision again before writing.
       s.writing = true;
       s.stale = false;
-      kv.get(callId).then(
+      kv.get(keyPrefix + callId).then(
         (entry) => {
           s.revision = entry ? entry.revision : undefined;
           s.writing = false;
@@ -321,14 +327,17 @@ export async function openSnapshotStore(
       const found = new Map<string, StoredCall>();
       // One ordered consumer over the bucket (it keeps one value per key)
       // rather than a request per key.
-      for await (const entry of await kv.history()) {
+      for await (const entry of await kv.history({ key: `${keyPrefix}>` })) {
+        const callId = entry.key.slice(keyPrefix.length);
+        // Without a prefix, a key with a dot belongs to a partition (call ids have none).
+        if (callId.includes('.')) continue;
         if (entry.operation !== 'PUT') {
-          found.delete(entry.key);
+          found.delete(callId);
           continue;
         }
         const stored = entry.json<StoredCall>();
-        found.set(entry.key, stored);
-        keys.set(entry.key, {
+        found.set(callId, stored);
+        keys.set(callId, {
           revision: entry.revision,
           stale: false,
           seq: stored.seq,

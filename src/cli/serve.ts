@@ -196,12 +196,24 @@ export async function runServe(
     notificationsSubject: config.notificationsSubject,
     answerTimeoutMs: config.answerTimeoutMs,
     retentionMs: config.retentionMs,
+    partitions: config.partitions,
     isConnected: connection.isConnected,
     onRecord: live.record,
     // One running actor per call, so the inspector sees each call as one actor.
     ...(inspector && { inspect: inspector.inspect, keepAwake: true }),
   });
-  log.info({ stream: service.names.stream, consumer: service.names.consumer }, 'ready');
+  const { partition } = service.names;
+  log.info(
+    {
+      stream: service.names.stream,
+      consumer: service.names.consumer,
+      ...(partition && {
+        partition: `${partition.index} of ${partition.count}`,
+        router: partition.router !== undefined,
+      }),
+    },
+    'ready',
+  );
   const jsm = await jetstreamManager(nc);
   const lag = setInterval(() => {
     const names = service?.names;

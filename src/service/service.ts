@@ -1,8 +1,15 @@
 import { type ConsumerMessages, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isFinalState } from '../../machines/call.machine.js';
-import { type BusNames, busNames, ensureStreamAndConsumer } from '../bus/jetstream.js';
+import {
+  type BusNames,
+  busNames,
+  ensureStreamAndConsumer,
+  type Partitioning,
+  partitionSubject,
+} from '../bus/jetstream.js';
 import { createOutbox } from '../bus/outbox.js';
+import { partitionOf } from '../bus/partition.js';
 import {
   openSnapshotStore,
   type SnapshotStore,
@@ -43,6 +50,8 @@ export interface ServiceOptions {
   readonly keepAwake?: boolean;
   /** Receives every lifecycle record (transitions and refusals) after it is published (the live page). */
   readonly onRecord?: (record: LifecycleRecord) => void;
+  /** `PARTITIONS` / `PARTITION`: this instance owns one partition of the calls (default: all). */
+  readonly partitions?: Partitioning;
 }
 
 export interface Service {
@@ -78,8 +87,10 @@ const RESEND_SLICE = 64;
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { nc, log, metrics } = options;
   const clock = options.clock ?? systemClock;
-  const names = busNames(options.subjectPrefix, options.notificationsSubject);
+  const names = busNames(options.subjectPrefix, options.notificationsSubject, options.partitions);
   const eventsPrefix = `${names.prefix}.events.`;
+  /** Where this instance's events arrive: `<prefix>.events.` and, partitioned, `<index>.`. */
+  const ownPrefix = names.partition ? `${eventsPrefix}${names.partition.index}.` : eventsPrefix;
   const jsm = await jetstreamManager(nc);
   // Short: only messages being applied are unacknowledged (held events are
   // stored), so after a crash they come back within seconds.
@@ -91,6 +102,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     bucket: names.bucket,
     retentionMs: options.retentionMs,
     outbox,
+    ...(names.partition && { keyPrefix: names.partition.keyPrefix }),
   });
   const encoder = new TextEncoder();
   /** The stream sequence of the message being applied, so its changes carry it. */
@@ -235,9 +247,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       for (const bad of result.batch.invalid) reportInvalid(msg.subject, msg.data, bad.error);
       return result.batch.events;
     }
-    const token = msg.subject.startsWith(eventsPrefix)
-      ? msg.subject.slice(eventsPrefix.length)
-      : '';
+    // This instance's events, or (the router) events not partitioned yet.
+    const token = msg.subject.startsWith(ownPrefix)
+      ? msg.subject.slice(ownPrefix.length)
+      : msg.subject.startsWith(eventsPrefix)
+        ? msg.subject.slice(eventsPrefix.length)
+        : '';
     const subjectId = canonicalCallId(token);
     if (!subjectId.ok) {
       reportInvalid(msg.subject, msg.data, `(subject): the call id token ${subjectId.rule}`);
@@ -257,6 +272,42 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       return [];
     }
     return [parsed.value];
+  }
+
+  /**
+   * Partition 0's router: validate an event published without a partition (or
+   * translate a notification batch), and republish each event to its call's
+   * partition. One router, publishing in the order it consumes, keeps each
+   * call's events in order. The message is acknowledged once every copy is
+   * stored; a redelivered one is republished with the same message ids, which
+   * the stream's duplicate window drops.
+   */
+  function routeEvents(msg: JsMsg): void {
+    const count = names.partition?.count ?? 1;
+    metrics.messages.inc();
+    let events: CallEnvelope[];
+    try {
+      events = eventsOf(msg);
+    } catch (error) {
+      log.error({ err: error, subject: msg.subject, seq: msg.seq }, 'message routing failed');
+      msg.nak(1_000);
+      return;
+    }
+    const fromNotifications = msg.subject === names.notificationsSubject;
+    const copies = events.map((envelope, i) =>
+      js.publish(
+        partitionSubject(names.prefix, partitionOf(envelope.callId, count), envelope.callId),
+        fromNotifications ? encoder.encode(JSON.stringify(wireForm(envelope))) : msg.data,
+        { msgID: `${names.stream}:${msg.seq}:${i}` },
+      ),
+    );
+    Promise.all(copies).then(
+      () => msg.ack(),
+      (error: unknown) => {
+        log.error({ err: error, subject: msg.subject, seq: msg.seq }, 'could not route a message');
+        msg.nak(1_000);
+      },
+    );
   }
 
   function handle(msg: JsMsg): void {
@@ -293,12 +344,22 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   metrics.liveCalls.set(runtime.liveCount);
   log.info({ restored, live: runtime.liveCount }, 'calls restored');
 
-  const consumer = await jetstream(nc).consumers.get(names.stream, names.consumer);
-  let messages: ConsumerMessages | undefined = await consumer.consume({
-    // Small slices: the event loop gets back to Graph's sockets between them.
-    max_messages: 64,
-    callback: handle,
-  });
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(names.stream, names.consumer);
+  const subscriptions: ConsumerMessages[] = [
+    await consumer.consume({
+      // Small slices: the event loop gets back to Graph's sockets between them.
+      max_messages: 64,
+      callback: handle,
+    }),
+  ];
+  const router = names.partition?.router;
+  if (router) {
+    const events = await js.consumers.get(names.stream, router.eventsConsumer);
+    subscriptions.push(await events.consume({ max_messages: 64, callback: routeEvents }));
+    const batches = await js.consumers.get(names.stream, router.notificationsConsumer);
+    subscriptions.push(await batches.consume({ max_messages: 64, callback: routeEvents }));
+  }
   let ready = true;
   let stopping = false;
   void resendRecovered();
@@ -334,8 +395,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     async stop(graceMs) {
       ready = false;
       stopping = true;
-      await messages?.close();
-      messages = undefined;
+      await Promise.all(subscriptions.splice(0).map((messages) => messages.close()));
       const until = Date.now() + graceMs;
       while (runtime.inFlight > 0 && Date.now() < until) {
         await new Promise((resolve) => setTimeout(resolve, 20));
@@ -414,6 +474,11 @@ async function restore(
     }
   }
   return stored.size;
+}
+
+/** An event as published on the bus (its time as ISO-8601 text), from its parsed form. */
+function wireForm(envelope: CallEnvelope): Record<string, unknown> {
+  return { ...envelope, at: new Date(envelope.at).toISOString() };
 }
 
 function deadlineOf(call: StoredCall): number {
