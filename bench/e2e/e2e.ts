@@ -321,6 +321,38 @@ interface LoadResult {
   readonly rejected: number | undefined;
   readonly cpu: ReturnType<typeof cpuPerCall>;
   readonly failures: number;
+  /** The service's garbage collections during the run (from its /metrics); none for the naive pipeline. */
+  readonly gc: GcStats | undefined;
+}
+
+interface GcStats {
+  readonly count: number;
+  readonly totalMs: number;
+  /** Pauses of 10 ms or more (prom-client's buckets end at 1, 10 and 100 ms). */
+  readonly over10ms: number;
+}
+
+/** Every GC kind together, from prom-client's `nodejs_gc_duration_seconds` histogram. */
+function gcStats(text: string): GcStats {
+  let count = 0;
+  let seconds = 0;
+  let upTo10ms = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('callgate_process_nodejs_gc_duration_seconds')) continue;
+    const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith('callgate_process_nodejs_gc_duration_seconds_count')) count += value;
+    else if (line.startsWith('callgate_process_nodejs_gc_duration_seconds_sum')) seconds += value;
+    else if (line.includes('le="0.01"')) upTo10ms += value;
+  }
+  return { count, totalMs: seconds * 1000, over10ms: count - upTo10ms };
+}
+
+function gcDelta(before: GcStats, after: GcStats): GcStats {
+  return {
+    count: after.count - before.count,
+    totalMs: after.totalMs - before.totalMs,
+    over10ms: after.over10ms - before.over10ms,
+  };
 }
 
 /** One measured load on one fresh pipeline: paced (`rate`) or at full speed. */
@@ -343,6 +375,7 @@ async function measureLoad(
       `${kind} ${scenario}: ${calls} calls${scenario === 'fixed' ? ` at ${RATE}/s` : ''}, window ${windowMs / 1000} s`,
     );
     const trace = traceMetrics(pipeline);
+    const gcBefore = kind === 'service' ? gcStats(await pipeline.metrics()) : undefined;
     const before = cpuSnapshot(bench, pipeline);
     const started = abs();
     if (scenario === 'fixed') await driver.paced(callIds, RATE);
@@ -356,6 +389,7 @@ async function measureLoad(
       settledAfter(pipeline, 2 * (WARMUP + calls)),
     );
     const after = cpuSnapshot(bench, pipeline);
+    const gc = gcBefore && gcDelta(gcBefore, gcStats(await pipeline.metrics()));
     trace.stop();
     const collected = await bench.emulator.collect();
     const latencies: number[] = [];
@@ -387,6 +421,7 @@ async function measureLoad(
       rejected: rejected === undefined ? undefined : rejected - WARMUP,
       cpu: cpuPerCall(before, after, calls),
       failures: driver.failures(),
+      gc,
     };
   } finally {
     await stopPipeline(bench, pipeline);
@@ -428,6 +463,9 @@ function fixedRow(kind: Kind, r: LoadResult): Row {
     p99: ms(99),
     max: round(r.latencies.at(-1) ?? Number.NaN, 1),
     ...cpuColumns(r),
+    'GC pauses: count / total ms / ≥ 10 ms': r.gc
+      ? `${r.gc.count} / ${round(r.gc.totalMs)} / ${r.gc.over10ms}`
+      : '(not measured)',
   };
 }
 
