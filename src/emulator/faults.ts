@@ -27,6 +27,8 @@ export const Fault = z.discriminatedUnion(
     z.object({ kind: z.literal('notFound') }),
     /** 403 `7504` "Insufficient enterprise tenant permissions" */
     z.object({ kind: z.literal('forbidden') }),
+    /** 401 `InvalidAuthenticationToken`: the bearer token expired or was revoked. */
+    z.object({ kind: z.literal('unauthorized') }),
     /** Hold the answer `ms` milliseconds, or with `hold: true` until released. */
     z
       .object({
@@ -48,7 +50,7 @@ export const Fault = z.discriminatedUnion(
     error: (issue) =>
       issue.input === undefined
         ? 'is required'
-        : 'must be one of status, notFound, forbidden, slow, drop',
+        : 'must be one of status, notFound, forbidden, unauthorized, slow, drop',
   },
 );
 export type Fault = z.infer<typeof Fault>;

@@ -82,14 +82,18 @@ export async function handleReject(
   };
   state.records.push(record);
 
-  const answer = async (status: number, extra: Record<string, string> = {}) => {
+  const answer = async (
+    status: number,
+    extra: Record<string, string> = {},
+    unauthorized = 'Access token is empty.',
+  ) => {
     if (options.latencyMs > 0) await sleep(options.latencyMs);
     const error = STATUS_ERRORS[status];
     const body =
       status === 400 && parsed && !parsed.ok
         ? graphErrorBody('BadRequest', parsed.error, ids)
         : status === 401
-          ? graphErrorBody('InvalidAuthenticationToken', 'Access token is empty.', ids)
+          ? graphErrorBody('InvalidAuthenticationToken', unauthorized, ids)
           : error && graphErrorBody(error[0], error[1], ids);
     send(res, status, body ?? undefined, { ...headers, ...extra });
     record.status = status;
@@ -103,7 +107,7 @@ export async function handleReject(
 }
 
 interface FaultContext {
-  answer(status: number, extra?: Record<string, string>): Promise<void>;
+  answer(status: number, extra?: Record<string, string>, unauthorized?: string): Promise<void>;
   readonly req: IncomingMessage;
   readonly record: ReceivedReject;
   readonly state: EmulatorState;
@@ -121,6 +125,8 @@ async function applyFault(fault: Fault | null, context: FaultContext): Promise<v
       return answer(404);
     case 'forbidden':
       return answer(403);
+    case 'unauthorized':
+      return answer(401, {}, 'Access token has expired or is not yet valid.');
     case 'drop':
       // Graph may have processed it before the connection broke (the interesting case).
       if (fault.accept !== false) acceptReject(state, callId);

@@ -135,6 +135,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
       log.debug(correlation, 'reject accepted');
       return { status: ending.status, maybeDelivered: false };
     }
+    if (ending.status === 401) options.tokens.invalidate?.(token);
     const error = GraphRequestError.fromResponse({ ...ending, clientRequestId, now: now() });
     const { graphCode: code, retryAfterMs } = error;
     log.info({ ...correlation, code, retryAfterMs }, 'reject refused');

@@ -5,6 +5,12 @@ import { msalConfiguration } from './msal-config.js';
 export interface TokenSource {
   /** A valid access token; rejects with `signal.reason` when `signal` aborts first. */
   getToken(signal?: AbortSignal): Promise<string>;
+  /**
+   * Graph answered 401 to `token`: forget it, if it is still the one held, so
+   * the next `getToken` fetches a new one instead of handing it out until it
+   * expires (a revoked or rotated token). A static token cannot be replaced.
+   */
+  invalidate?(token: string): void;
 }
 
 /** The slice of a pino logger the token sources use. */
@@ -122,6 +128,11 @@ export function clientCredentials(options: ClientCredentialsOptions): TokenSourc
   }
 
   return {
+    invalidate(token) {
+      if (held?.token !== token) return;
+      held = null;
+      log.warn({}, 'graph refused the token (401): fetching a new one for the next request');
+    },
     getToken(signal) {
       const t = now();
       if (held && t < held.expiresAt) {

@@ -40,7 +40,7 @@ describe('POST /_emulator/faults', () => {
   it.each([
     [
       { callId: 'c1', fault: { kind: 'explode' } },
-      'fault.kind: must be one of status, notFound, forbidden, slow, drop',
+      'fault.kind: must be one of status, notFound, forbidden, unauthorized, slow, drop',
     ],
     [
       { callId: 'c1', fault: { kind: 'status', status: 418 } },

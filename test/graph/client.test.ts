@@ -178,6 +178,33 @@ describe('Graph refusing a reject', () => {
   });
 });
 
+describe('a 401 from Graph', () => {
+  it('reports it, and tells the token source to drop that token', async () => {
+    const request = rejectRequest();
+    graph.setFault({ callId: request.callId, fault: { kind: 'unauthorized' } });
+    const invalidated: string[] = [];
+    const own = createGraphClient({
+      baseUrl: graph.url,
+      apiVersion: 'v1.0',
+      tokens: { getToken: async () => TOKEN, invalidate: (token) => invalidated.push(token) },
+    });
+    try {
+      expect(await own.reject(request, openSignal())).toEqual({
+        status: 401,
+        maybeDelivered: false,
+        code: 'InvalidAuthenticationToken',
+        message: 'Access token has expired or is not yet valid.',
+      });
+      expect(invalidated).toEqual([TOKEN]);
+      // Anything but a 401 keeps the token.
+      await own.reject(rejectRequest(), openSignal());
+      expect(invalidated).toEqual([TOKEN]);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
 describe('logging', () => {
   it('logs each attempt with the call, attempt, correlation ids, status and duration', async () => {
     const request = rejectRequest({ attempt: 3 });

@@ -104,6 +104,21 @@ describe('client credentials through msal', () => {
     expect(graph.stats().tokensIssued).toBe(2);
   });
 
+  it('fetches a new token after Graph refused the one it holds, and ignores an older one', async () => {
+    const source = tokens();
+    const first = await source.getToken();
+
+    source.invalidate?.('a token it no longer holds');
+    expect(await source.getToken()).toBe(first);
+    expect(graph.stats().tokensIssued).toBe(1);
+
+    source.invalidate?.(first);
+    const second = await source.getToken();
+    expect(second).not.toBe(first);
+    expect(graph.stats().tokensIssued).toBe(2);
+    expect(await source.getToken()).toBe(second);
+  });
+
   it('rejects with the token endpoint error for a wrong secret', async () => {
     const source = tokens({ clientSecret: 'wrong' });
 
