@@ -9,10 +9,15 @@ const ENCODER = new TextEncoder();
  * a running server).
  */
 export function partitionOf(callId: string, count: number): number {
+  return fnv1a32(callId) % count;
+}
+
+/** FNV-1a, 32 bits, of the text's UTF-8 bytes. */
+export function fnv1a32(text: string): number {
   let hash = 0x811c9dc5;
-  for (const byte of ENCODER.encode(callId)) {
+  for (const byte of ENCODER.encode(text)) {
     hash ^= byte;
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return hash % count;
+  return hash;
 }

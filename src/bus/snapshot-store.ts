@@ -61,6 +61,8 @@ interface InFlight {
 export interface SnapshotStore {
   /** Every stored call, for restoring on start. */
   loadAll(): Promise<Map<string, StoredCall>>;
+  /** One call as stored now, read from the bucket (for a call not in memory). */
+  lookup(callId: string): Promise<StoredCall | undefined>;
   /** The last stream sequence applied to a call, if any. */
   lastSeq(callId: string): number | undefined;
   /**
@@ -337,6 +339,8 @@ export async function openSnapshotStore(
         }
         const stored = entry.json<StoredCall>();
         found.set(callId, stored);
+        // A final call is never written again: nothing to keep for its key.
+        if ('snapshot' in stored && stored.snapshot.status === 'done') continue;
         keys.set(callId, {
           revision: entry.revision,
           stale: false,
@@ -350,6 +354,10 @@ export async function openSnapshotStore(
         });
       }
       return found;
+    },
+    async lookup(callId) {
+      const entry = await kv.get(keyPrefix + callId);
+      return entry?.operation === 'PUT' ? entry.json<StoredCall>() : undefined;
     },
     lastSeq(callId) {
       return keys.get(callId)?.seq;

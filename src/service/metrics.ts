@@ -16,6 +16,7 @@ export interface Metrics {
   readonly consumerLag: Gauge;
   readonly persistFailures: Counter;
   readonly redelivered: Counter;
+  readonly finalLookups: Counter;
 }
 
 /**
@@ -95,6 +96,11 @@ export function createMetrics(): Metrics {
     redelivered: new Counter({
       name: 'callgate_redelivered_events_total',
       help: 'Events of redelivered messages that had been applied and stored already',
+      registers,
+    }),
+    finalLookups: new Counter({
+      name: 'callgate_final_call_lookups_total',
+      help: 'Events for a call not in memory that may be final, read from the KV bucket first',
       registers,
     }),
     persistFailures: new Counter({

@@ -29,6 +29,7 @@ import {
 } from '../runtime/call-runtime.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
 import type { CallControl } from '../runtime/ports.js';
+import { createFinalFilter, type FinalFilter } from './final-filter.js';
 import type { Metrics } from './metrics.js';
 
 export interface ServiceOptions {
@@ -52,6 +53,12 @@ export interface ServiceOptions {
   readonly onRecord?: (record: LifecycleRecord) => void;
   /** `PARTITIONS` / `PARTITION`: this instance owns one partition of the calls (default: all). */
   readonly partitions?: Partitioning;
+  /**
+   * How long a final call stays in memory whole (default 2 minutes, at most
+   * `retentionMs`); after that only a hash of its id is kept, and a late event
+   * for it reads the call from the bucket.
+   */
+  readonly tombstoneMemoryMs?: number;
 }
 
 export interface Service {
@@ -78,6 +85,7 @@ const IDLE_AWAKE = 2_048;
 /** Requests sent again after a restart: at most this many in flight, this many started per turn. */
 const RESEND_IN_FLIGHT = 256;
 const RESEND_SLICE = 64;
+const TOMBSTONE_MEMORY_MS = 120_000;
 
 /**
  * The live service: JetStream in, the call runtime in the middle, lifecycle
@@ -110,6 +118,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   /** The message being applied: acknowledged once every write it caused is stored. */
   let current: MessageWrites | undefined;
   const decidedAt = new Map<string, number>();
+  /** Final calls still in the bucket, by a hash of their id. */
+  const finals = createFinalFilter({ retentionMs: options.retentionMs });
+  /** Calls whose events wait for a read of the bucket, in order, by call id. */
+  const lookups = new Map<string, Promise<void>>();
   /** Events held for calls not seen yet, as stored, so a restart keeps them. */
   const heldByCall = new Map<string, CallEnvelope[]>();
 
@@ -124,7 +136,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const runtime = createCallRuntime({
     clock,
     windowMs: options.answerTimeoutMs,
-    retentionMs: options.retentionMs,
+    // Whole tombstones only briefly; the final-call filter and the bucket cover the rest.
+    retentionMs: Math.min(options.retentionMs, options.tombstoneMemoryMs ?? TOMBSTONE_MEMORY_MS),
     control: options.control,
     log,
     ...(options.inspect && { inspect: options.inspect }),
@@ -174,6 +187,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     );
     if (record.state === 'rejecting') decidedAt.set(record.callId, clock.now());
     if (isFinalState(record.state)) {
+      finals.add(callId);
       metrics.finalCalls.inc({ state: record.state });
       const started = decidedAt.get(record.callId);
       decidedAt.delete(record.callId);
@@ -274,6 +288,65 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     return [parsed.value];
   }
 
+  /** Unknown here, but the bucket may hold it as a final call whose tombstone left memory. */
+  function mayBeFinalElsewhere(callId: string): boolean {
+    return (
+      runtime.stateOf(callId) === undefined &&
+      !heldByCall.has(callId) &&
+      store.lastSeq(callId) === undefined &&
+      finals.mightHold(callId)
+    );
+  }
+
+  /**
+   * Read the call from the bucket (a final one comes back as a tombstone),
+   * then deliver the event; later events for the same call wait their turn.
+   * The message is acknowledged once this is done and stored.
+   */
+  function deliverAfterLookup(
+    envelope: CallEnvelope,
+    seq: number,
+    redelivered: boolean,
+    message: MessageWrites,
+  ): void {
+    const { callId } = envelope;
+    message.waiting++;
+    const previous = lookups.get(callId);
+    const run = async () => {
+      if (previous) await previous;
+      else {
+        const stored = await store.lookup(callId);
+        metrics.finalLookups.inc();
+        if (stored && stored.seq >= seq) {
+          metrics.redelivered.inc();
+          return;
+        }
+        if (stored && 'snapshot' in stored && stored.snapshot.status === 'done') {
+          if (runtime.stateOf(callId) === undefined) runtime.restore(stored.snapshot);
+        }
+      }
+      current = message;
+      currentSeq = seq;
+      try {
+        deliver(envelope, redelivered);
+      } finally {
+        current = undefined;
+        currentSeq = undefined;
+      }
+    };
+    const done = run().then(
+      () => message.stored(),
+      (error: unknown) => {
+        log.error({ callId, err: error }, 'could not read the call from the bucket');
+        message.stored(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+    lookups.set(callId, done);
+    void done.then(() => {
+      if (lookups.get(callId) === done) lookups.delete(callId);
+    });
+  }
+
   /**
    * Partition 0's router: validate an event published without a partition (or
    * translate a notification batch), and republish each event to its call's
@@ -321,13 +394,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       // Decided for every event first: applying one advances its call's sequence.
       const applied = events.map((e) => (store.lastSeq(e.callId) ?? -1) >= msg.seq);
       for (const [i, envelope] of events.entries()) {
-        if (!applied[i]) deliver(envelope, redelivered);
-        else {
+        const { callId } = envelope;
+        if (applied[i]) {
           // Redelivered, and applied already: acknowledged once its changes
           // are stored (a failed write is made again), never applied twice.
           metrics.redelivered.inc();
-          store.whenStored(envelope.callId, track(envelope.callId));
-        }
+          store.whenStored(callId, track(callId));
+        } else if (lookups.has(callId) || mayBeFinalElsewhere(callId)) {
+          deliverAfterLookup(envelope, msg.seq, redelivered, message);
+        } else deliver(envelope, redelivered);
       }
     } catch (error) {
       log.error({ err: error, subject: msg.subject, seq: msg.seq }, 'message handling failed');
@@ -340,7 +415,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     message.applied();
   }
 
-  const restored = await restore(store, runtime, heldByCall, log);
+  const restored = await restore(store, runtime, heldByCall, finals, log);
   metrics.liveCalls.set(runtime.liveCount);
   log.info({ restored, live: runtime.liveCount }, 'calls restored');
 
@@ -457,9 +532,17 @@ async function restore(
   store: SnapshotStore,
   runtime: CallRuntime,
   heldByCall: Map<string, CallEnvelope[]>,
+  finals: FinalFilter,
   log: Log,
 ): Promise<number> {
   const stored = await store.loadAll();
+  for (const [callId, call] of stored) {
+    // Final calls stay in the bucket; memory keeps only a hash of their id.
+    if ('snapshot' in call && call.snapshot.status === 'done') {
+      finals.add(callId);
+      stored.delete(callId);
+    }
+  }
   // Earliest deadline first: requests to send again go out in this order.
   const byDeadline = [...stored].sort(([, a], [, b]) => deadlineOf(a) - deadlineOf(b));
   for (const [callId, call] of byDeadline) {

@@ -37,8 +37,9 @@ function scriptedGraph() {
   return { control, scripts, requests, held };
 }
 
-async function start(graph = scriptedGraph()) {
+async function start(graph = scriptedGraph(), extra: { tombstoneMemoryMs?: number } = {}) {
   const service = await startService({
+    ...extra,
     nc,
     control: graph.control,
     log,
@@ -208,6 +209,49 @@ describe('the service on a real nats-server', () => {
         refused: { type: 'call.reject', why: 'the call was answered' },
       }),
     );
+    lifecycle.stop();
+  });
+
+  it('refuses late commands for a final call that left memory, from the bucket, and never rings it again', async () => {
+    const { service, graph } = await start(scriptedGraph(), { tombstoneMemoryMs: 200 });
+    running.push(service);
+    const lifecycle = recordsOf(`${prefix}.lifecycle.>`);
+    await publish(`${prefix}.events.c7`, { type: 'call.incoming', callId: 'c7', at: now() });
+    await publish(`${prefix}.events.c7`, {
+      type: 'call.reject',
+      callId: 'c7',
+      at: now(),
+      reason: 'busy',
+    });
+    await eventually(() => service.runtime.stateOf('c7') === 'rejected');
+    // The whole tombstone leaves memory; only the bucket and a hash remain.
+    await eventually(() => service.runtime.stateOf('c7') === undefined);
+
+    await publish(`${prefix}.events.c7`, { type: 'call.incoming', callId: 'c7', at: now() });
+    await publish(`${prefix}.events.c7`, {
+      type: 'call.reject',
+      callId: 'c7',
+      at: now(),
+      reason: 'forbidden',
+    });
+    const refusal = await eventually(() =>
+      lifecycle.records.map((r) => LifecycleRecord.parse(r)).find((r) => r.refused),
+    );
+    expect(refusal).toMatchObject({
+      callId: 'c7',
+      state: 'rejected',
+      previous: 'rejected',
+      refused: { type: 'call.reject', why: 'the call was already rejected' },
+    });
+    await service.stop(1_000);
+    running.splice(running.indexOf(service), 1);
+    expect(lifecycle.records.map((r) => LifecycleRecord.parse(r).state)).toEqual([
+      'ringing',
+      'rejecting',
+      'rejected',
+      'rejected',
+    ]);
+    expect(graph.requests).toHaveLength(1);
     lifecycle.stop();
   });
 
