@@ -30,6 +30,7 @@ import {
 import { type Clock, systemClock } from '../runtime/clock.js';
 import type { CallControl } from '../runtime/ports.js';
 import { createFinalFilter, type FinalFilter } from './final-filter.js';
+import { type MessageWrites, messageWrites } from './message-writes.js';
 import type { Metrics } from './metrics.js';
 
 export interface ServiceOptions {
@@ -484,49 +485,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 }
 
 /**
- * One message's writes: it is acknowledged once it has been applied and every
- * write it caused is stored, and redelivered (after a second) if one failed.
- * The acknowledgement is sent from the callback of the last write, while
- * NATS's replies are being read, so acknowledgements leave in batches.
- */
-interface MessageWrites {
-  waiting: number;
-  stored(error?: Error): void;
-  applied(): void;
-  fail(): void;
-}
-
-function messageWrites(msg: JsMsg): MessageWrites {
-  let open = true;
-  let failed = false;
-  const settle = (state: MessageWrites) => {
-    if (open || state.waiting > 0) return;
-    if (failed) msg.nak(1_000);
-    else msg.ack();
-  };
-  const state: MessageWrites = {
-    waiting: 0,
-    stored(error) {
-      if (error) failed = true;
-      state.waiting--;
-      settle(state);
-    },
-    applied() {
-      open = false;
-      settle(state);
-    },
-    fail() {
-      open = false;
-      failed = true;
-      settle(state);
-    },
-  };
-  return state;
-}
-
-/**
  * Bring back every stored call: live ones into the runtime, final ones as
- * tombstones, and events held for calls not seen yet held again.
+ * hashes in the final-call filter, and events held for calls not seen yet
+ * held again.
  */
 async function restore(
   store: SnapshotStore,
