@@ -1,19 +1,16 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   answered,
   type CallBus,
   incoming,
   isFinalRecord,
   newCallId,
-  openCallBus,
   reject,
-  serviceEnv,
   shape,
 } from '../support/call-bus.js';
-import { killAllCallgates, startCallgate } from '../support/callgate-process.js';
+import { startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
 /**
  * `kill -9` of `callgate serve`: what JetStream and the snapshot store hold
@@ -27,39 +24,17 @@ const RETRY_AFTER_S = 3;
 /** How far a deadline may drift from the one the contract fixes. */
 const TOLERANCE_MS = 300;
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'test' });
+
 let bus: CallBus;
 let env: Record<string, string>;
 let run = 0;
 
-beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-});
-
 beforeEach(async () => {
   // Each test gets its own subjects, stream, consumer and store.
   const prefix = `e2ecrash${++run}`;
-  bus = await openCallBus(server.url, prefix);
-  env = serviceEnv({
-    natsUrl: server.url,
-    graphUrl: graph.url,
-    prefix,
-    answerTimeoutMs: WINDOW_MS,
-  });
-});
-
-afterEach(async () => {
-  await killAllCallgates();
-  graph.reset();
-  await bus?.close();
-});
-
-afterAll(async () => {
-  await killAllCallgates();
-  await graph?.close();
-  await server?.dispose();
+  bus = await e2e.openBus(prefix);
+  env = e2e.env(prefix, WINDOW_MS);
 });
 
 describe('callgate killed with SIGKILL and started again', () => {
@@ -89,10 +64,10 @@ describe('callgate killed with SIGKILL and started again', () => {
   it('a reject held by Graph at the crash is sent again; the 404 for it means rejected, and Graph accepted exactly one', async () => {
     const first = await startCallgate(env);
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
+    e2e.graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
     await bus.send(incoming(callId));
     await bus.send(reject(callId));
-    await eventually(() => graph.stats().held === 1);
+    await eventually(() => e2e.graph.stats().held === 1);
     await bus.consumerIdle();
 
     await first.kill('SIGKILL');
@@ -104,21 +79,23 @@ describe('callgate killed with SIGKILL and started again', () => {
       { state: 'rejecting', previous: 'ringing', reason: 'busy', attempts: 1 },
       { state: 'rejected', previous: 'rejecting', reason: 'busy', attempts: 2 },
     ]);
-    const requests = graph.received().filter((r) => r.callId === callId);
+    const requests = e2e.graph.received().filter((r) => r.callId === callId);
     expect(requests.map((r) => r.status)).toEqual([null, 404]);
-    expect(graph.stats().accepted[callId]).toBe(1);
+    expect(e2e.graph.stats().accepted[callId]).toBe(1);
   });
 
   it('a call backing off after a 429 at the crash retries no sooner than Retry-After, and is rejected', async () => {
     const first = await startCallgate(env);
     const callId = newCallId();
-    graph.setFault({
+    e2e.graph.setFault({
       callId,
       fault: { kind: 'status', status: 429, retryAfterSeconds: RETRY_AFTER_S },
     });
     await bus.send(incoming(callId));
     await bus.send(reject(callId));
-    await eventually(() => graph.received().some((r) => r.callId === callId && r.status === 429));
+    await eventually(() =>
+      e2e.graph.received().some((r) => r.callId === callId && r.status === 429),
+    );
     const refusedAt = Date.now();
     await eventually(async () => {
       const stored = await bus.storedState(callId);
@@ -135,7 +112,7 @@ describe('callgate killed with SIGKILL and started again', () => {
       { state: 'rejecting', previous: 'ringing', reason: 'busy', attempts: 1 },
       { state: 'rejected', previous: 'rejecting', reason: 'busy', attempts: 2 },
     ]);
-    const [, retry, ...more] = graph.received().filter((r) => r.callId === callId);
+    const [, retry, ...more] = e2e.graph.received().filter((r) => r.callId === callId);
     expect(more).toEqual([]);
     expect(retry?.status).toBe(202);
     const retryDue = refusedAt + RETRY_AFTER_S * 1_000;
@@ -143,7 +120,7 @@ describe('callgate killed with SIGKILL and started again', () => {
     expect(retry?.receivedAt ?? 0).toBeLessThanOrEqual(
       Math.max(retryDue, restartedAt) + TOLERANCE_MS,
     );
-    expect(graph.stats().accepted[callId]).toBe(1);
+    expect(e2e.graph.stats().accepted[callId]).toBe(1);
   });
 
   it('events published while it is down are all processed after the restart: no call is lost', async () => {
@@ -174,14 +151,14 @@ describe('callgate killed with SIGKILL and started again', () => {
         'rejecting',
         'rejected',
       ]);
-      expect(graph.stats().accepted[callId]).toBe(1);
+      expect(e2e.graph.stats().accepted[callId]).toBe(1);
     }
     for (const callId of toAnswer) {
       expect(bus.recordsOf(callId).map((r) => r.state)).toEqual(['ringing', 'answered']);
     }
     const finals = bus.lifecycle.filter(isFinalRecord);
     expect(finals).toHaveLength(1 + toReject.length + toAnswer.length);
-    expect(graph.received()).toHaveLength(toReject.length);
+    expect(e2e.graph.received()).toHaveLength(toReject.length);
     expect(bus.malformed).toEqual([]);
   });
 });

@@ -1,16 +1,8 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import {
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-} from '../support/call-bus.js';
-import { killAllCallgates, startCallgate } from '../support/callgate-process.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { type CallBus, incoming, newCallId, reject } from '../support/call-bus.js';
+import { startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
 /**
  * Held events and readiness across failures: an event kept for a call not
@@ -20,39 +12,17 @@ import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
 const WINDOW_MS = 4_000;
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'test' });
+
 let bus: CallBus;
 let env: Record<string, string>;
 let run = 0;
 
 describe('durability and readiness', () => {
-  beforeAll(async () => {
-    server = await startNatsServer();
-    graph = await createGraphEmulator();
-  });
-
   beforeEach(async () => {
     const prefix = `e2ebug${++run}`;
-    bus = await openCallBus(server.url, prefix);
-    env = serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix,
-      answerTimeoutMs: WINDOW_MS,
-    });
-  });
-
-  afterEach(async () => {
-    await killAllCallgates();
-    graph.reset();
-    await bus?.close();
-  });
-
-  afterAll(async () => {
-    await killAllCallgates();
-    await graph?.close();
-    await server?.dispose();
+    bus = await e2e.openBus(prefix);
+    env = e2e.env(prefix, WINDOW_MS);
   });
 
   it.each(['SIGKILL', 'SIGTERM'] as const)(
@@ -82,11 +52,11 @@ describe('durability and readiness', () => {
   it('/readyz answers 503 while NATS is unreachable, and 200 again once it is back', async () => {
     const service = await startCallgate(env);
 
-    await server.stop();
+    await e2e.server.stop();
     const noticed = eventually(async () => (await service.get('/readyz')) === 503, {
       timeout: 3_000,
     });
-    await noticed.finally(() => server.start());
+    await noticed.finally(() => e2e.server.start());
 
     await eventually(async () => (await service.get('/readyz')) === 200);
   });

@@ -1,21 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { InvalidRecord } from '../../src/contract/records.js';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import {
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-} from '../support/call-bus.js';
-import {
-  type CallgateProcess,
-  killAllCallgates,
-  startCallgate,
-} from '../support/callgate-process.js';
+import { type CallBus, incoming, newCallId, reject } from '../support/call-bus.js';
+import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
 /**
  * Every kind of bad input on both input subjects: one record on
@@ -27,30 +15,14 @@ const WINDOW_MS = 4_000;
 const PREFIX = 'e2einvalid';
 const NOTIFICATIONS = `${PREFIX}.graph.notifications`;
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'file' });
+
 let bus: CallBus;
 let service: CallgateProcess;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-  bus = await openCallBus(server.url, PREFIX);
-  service = await startCallgate(
-    serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix: PREFIX,
-      answerTimeoutMs: WINDOW_MS,
-    }),
-  );
-});
-
-afterAll(async () => {
-  await killAllCallgates();
-  await bus?.close();
-  await graph?.close();
-  await server?.dispose();
+  bus = await e2e.openBus(PREFIX);
+  service = await startCallgate(e2e.env(PREFIX, WINDOW_MS));
 });
 
 /** Publish one message and wait for the invalid record it causes. */

@@ -1,16 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import {
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-} from '../support/call-bus.js';
-import { killAllCallgates, startCallgate } from '../support/callgate-process.js';
+import { describe, expect, it } from 'vitest';
+import { incoming, newCallId, reject } from '../support/call-bus.js';
+import { startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
 /**
  * What `callgate serve` writes about a few calls, read as an operator (or an
@@ -46,28 +38,9 @@ const botTargets = [
   { identity: { application: { displayName: 'Reception bot', id: 'reception-bot-app' } } },
 ];
 
-let server: NatsServer;
-let graph: GraphEmulator;
-let bus: CallBus | undefined;
+const e2e = useE2e({ scope: 'test' });
+
 let run = 0;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-});
-
-afterEach(async () => {
-  await killAllCallgates();
-  graph.reset();
-  await bus?.close();
-  bus = undefined;
-});
-
-afterAll(async () => {
-  await killAllCallgates();
-  await graph?.close();
-  await server?.dispose();
-});
 
 interface Run {
   /** Everything the process wrote, stdout then stderr. */
@@ -93,16 +66,9 @@ function jsonLines(text: string): Record<string, unknown>[] {
 async function loggedRun(extra: Record<string, string>): Promise<Run> {
   const prefix = `e2elogs${++run}`;
   const calls = { ada1: newCallId(), ada2: newCallId(), phone: newCallId() };
-  const openBus = await openCallBus(server.url, prefix);
-  bus = openBus;
+  const bus = await e2e.openBus(prefix);
   const service = await startCallgate(
-    serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix,
-      answerTimeoutMs: WINDOW_MS,
-      extra: { LOG_LEVEL: 'debug', GRAPH_TOKEN: TOKEN, ...extra },
-    }),
+    e2e.env(prefix, WINDOW_MS, { LOG_LEVEL: 'debug', GRAPH_TOKEN: TOKEN, ...extra }),
   );
 
   const adaCalls = (callId: string) => ({
@@ -111,13 +77,13 @@ async function loggedRun(extra: Record<string, string>): Promise<Run> {
     source: ada,
     targets: botTargets,
   });
-  await openBus.send(adaCalls(calls.ada1));
-  await openBus.send(reject(calls.ada1));
-  graph.setFault({ callId: calls.ada2, times: 1, fault: { kind: 'status', status: 503 } });
-  await openBus.send(adaCalls(calls.ada2));
-  await openBus.send(reject(calls.ada2));
-  await openBus.publish(
-    openBus.notificationsSubject,
+  await bus.send(adaCalls(calls.ada1));
+  await bus.send(reject(calls.ada1));
+  e2e.graph.setFault({ callId: calls.ada2, times: 1, fault: { kind: 'status', status: 503 } });
+  await bus.send(adaCalls(calls.ada2));
+  await bus.send(reject(calls.ada2));
+  await bus.publish(
+    bus.notificationsSubject,
     JSON.stringify({
       '@odata.type': '#microsoft.graph.commsNotifications',
       value: [
@@ -136,20 +102,20 @@ async function loggedRun(extra: Record<string, string>): Promise<Run> {
       ],
     }),
   );
-  await openBus.send(reject(calls.phone));
+  await bus.send(reject(calls.phone));
   const invalidId = newCallId();
-  await openBus.send({
+  await bus.send({
     ...incoming(invalidId),
     targets: { identity: { user: { displayName: 'Grace Hopper', id: 'grace-id' } } },
   });
 
   for (const callId of Object.values(calls)) {
-    const records = await openBus.settled(callId);
+    const records = await bus.settled(callId);
     expect(records.at(-1)?.state).toBe('rejected');
   }
-  await eventually(() => openBus.invalid.length === 1);
+  await eventually(() => bus.invalid.length === 1);
   // The token did travel: to Graph, and only there.
-  expect(graph.received().map((r) => r.token)).toEqual([TOKEN, TOKEN, TOKEN, TOKEN]);
+  expect(e2e.graph.received().map((r) => r.token)).toEqual([TOKEN, TOKEN, TOKEN, TOKEN]);
 
   service.child.kill('SIGTERM');
   expect(await service.exited).toEqual({ code: 0, signal: null });

@@ -1,51 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import {
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-  shape,
-} from '../support/call-bus.js';
-import {
-  type CallgateProcess,
-  killAllCallgates,
-  startCallgate,
-} from '../support/callgate-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type CallBus, incoming, newCallId, reject, shape } from '../support/call-bus.js';
+import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
 /** nats-server restarted under a running service: same port, same store. */
 
 const WINDOW_MS = 4_000;
 const PREFIX = 'e2enats';
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'file' });
+
 let bus: CallBus;
 let service: CallgateProcess;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-  bus = await openCallBus(server.url, PREFIX);
-  service = await startCallgate(
-    serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix: PREFIX,
-      answerTimeoutMs: WINDOW_MS,
-    }),
-  );
-});
-
-afterAll(async () => {
-  await killAllCallgates();
-  await bus?.close();
-  await graph?.close();
-  await server?.dispose();
+  bus = await e2e.openBus(PREFIX);
+  service = await startCallgate(e2e.env(PREFIX, WINDOW_MS));
 });
 
 describe('callgate across a nats-server restart', () => {
@@ -55,9 +26,9 @@ describe('callgate across a nats-server restart', () => {
     await bus.send(reject(before));
     await bus.settled(before);
 
-    await server.stop();
+    await e2e.server.stop();
     expect(await service.get('/healthz')).toBe(200);
-    await server.start();
+    await e2e.server.start();
     await bus.streamAvailable();
 
     const after = newCallId();
@@ -73,7 +44,7 @@ describe('callgate across a nats-server restart', () => {
     await eventually(async () => (await service.get('/readyz')) === 200);
     expect(await service.get('/healthz')).toBe(200);
     expect(service.child.exitCode).toBeNull();
-    expect(graph.stats().accepted).toEqual({ [before]: 1, [after]: 1 });
+    expect(e2e.graph.stats().accepted).toEqual({ [before]: 1, [after]: 1 });
   });
 
   it('keeps the calls it holds across the restart: a call ringing through it times out on time', async () => {
@@ -83,8 +54,8 @@ describe('callgate across a nats-server restart', () => {
     await bus.send(incoming(callId, incomingAt));
     await eventually(() => bus.recordsOf(callId).length === 1);
 
-    await server.stop();
-    await server.start();
+    await e2e.server.stop();
+    await e2e.server.start();
     const records = await bus.settled(callId, WINDOW_MS + 5_000);
 
     expect(records.map(shape)).toEqual([

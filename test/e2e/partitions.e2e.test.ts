@@ -3,26 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { partitionMapping } from '../../src/bus/jetstream.js';
 import { partitionOf } from '../../src/bus/partition.js';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import {
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-  shape,
-} from '../support/call-bus.js';
-import {
-  type CallgateProcess,
-  killAllCallgates,
-  startCallgate,
-} from '../support/callgate-process.js';
+import { type CallBus, incoming, newCallId, reject, shape } from '../support/call-bus.js';
+import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
+import { startNatsServer } from '../support/nats-server.js';
 
 /**
  * Several instances sharing one stream (`PARTITIONS`, `PARTITION`): each owns
@@ -33,27 +21,10 @@ import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 const WINDOW_MS = 5_000;
 const PARTITIONS = 2;
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'test' });
+
 let bus: CallBus | undefined;
 let run = 0;
-
-beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-});
-
-afterEach(async () => {
-  await killAllCallgates();
-  graph.reset();
-  await bus?.close();
-});
-
-afterAll(async () => {
-  await killAllCallgates();
-  await graph?.close();
-  await server?.dispose();
-});
 
 async function startInstances(prefix: string): Promise<CallgateProcess[]> {
   const instances: CallgateProcess[] = [];
@@ -64,13 +35,7 @@ async function startInstances(prefix: string): Promise<CallgateProcess[]> {
 }
 
 function instanceEnv(prefix: string, index: number): Record<string, string> {
-  return serviceEnv({
-    natsUrl: server.url,
-    graphUrl: graph.url,
-    prefix,
-    answerTimeoutMs: WINDOW_MS,
-    extra: { PARTITIONS: String(PARTITIONS), PARTITION: String(index) },
-  });
+  return e2e.env(prefix, WINDOW_MS, { PARTITIONS: String(PARTITIONS), PARTITION: String(index) });
 }
 
 /** `callgate_events_total` summed over labels, from an instance's /metrics. */
@@ -96,7 +61,7 @@ function callIdsOverPartitions(perPartition: number): string[] {
 describe('calls partitioned over two instances', () => {
   it('rejects every call once, each in the instance that owns its partition', async () => {
     const prefix = `e2epart${++run}`;
-    bus = await openCallBus(server.url, prefix);
+    bus = await e2e.openBus(prefix);
     const instances = await startInstances(prefix);
     const callIds = callIdsOverPartitions(10);
 
@@ -110,9 +75,9 @@ describe('calls partitioned over two instances', () => {
         { state: 'rejecting', previous: 'ringing', reason: 'busy', attempts: 1 },
         { state: 'rejected', previous: 'rejecting', reason: 'busy', attempts: 1 },
       ]);
-      expect(graph.acceptedCount(callId)).toBe(1);
+      expect(e2e.graph.acceptedCount(callId)).toBe(1);
     }
-    expect(graph.received()).toHaveLength(callIds.length);
+    expect(e2e.graph.received()).toHaveLength(callIds.length);
     // 10 calls × 2 events in each instance.
     await eventually(
       async () => (await Promise.all(instances.map(eventsApplied))).join() === '20,20',
@@ -122,7 +87,7 @@ describe('calls partitioned over two instances', () => {
 
   it('routes a Graph notification batch to each call’s partition', async () => {
     const prefix = `e2epart${++run}`;
-    bus = await openCallBus(server.url, prefix);
+    bus = await e2e.openBus(prefix);
     await startInstances(prefix);
     const callIds = callIdsOverPartitions(2);
     await bus.publish(
@@ -148,7 +113,7 @@ describe('calls partitioned over two instances', () => {
 
   it('reports bad input once, at the router, with the subject it was published on', async () => {
     const prefix = `e2epart${++run}`;
-    bus = await openCallBus(server.url, prefix);
+    bus = await e2e.openBus(prefix);
     await startInstances(prefix);
     await bus.publish(`${prefix}.events.${newCallId()}`, '{"type":"call.reject"}');
     await eventually(() => bus?.invalid.length === 1);
@@ -165,7 +130,7 @@ describe('calls partitioned over two instances', () => {
 
   it('brings a killed instance’s calls back with it: a call ringing there times out at its original deadline', async () => {
     const prefix = `e2epart${++run}`;
-    bus = await openCallBus(server.url, prefix);
+    bus = await e2e.openBus(prefix);
     const instances = await startInstances(prefix);
     const [inFirst, inSecond] = callIdsOverPartitions(1);
     const incomingAt = Date.now();

@@ -1,17 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import {
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-  shape,
-} from '../support/call-bus.js';
-import { killAllCallgates, spawnCallgate, startCallgate } from '../support/callgate-process.js';
+import { describe, expect, it } from 'vitest';
+import { type CallBus, incoming, newCallId, reject, shape } from '../support/call-bus.js';
+import { spawnCallgate, startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
 /** `callgate serve` as an operator runs it: signals, exit codes, configuration. */
 
@@ -19,38 +10,16 @@ const WINDOW_MS = 4_000;
 /** SIGTERM to exit, at most (the service's own promise). */
 const EXIT_WITHIN_MS = 10_000;
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'test' });
+
 let bus: CallBus;
 let run = 0;
 
-beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-});
-
-afterEach(async () => {
-  await killAllCallgates();
-  graph.reset();
-  await bus?.close();
-});
-
-afterAll(async () => {
-  await killAllCallgates();
-  await graph?.close();
-  await server?.dispose();
-});
-
 async function freshBus(): Promise<{ env: Record<string, string> }> {
   const prefix = `e2eproc${++run}`;
-  bus = await openCallBus(server.url, prefix);
+  bus = await e2e.openBus(prefix);
   return {
-    env: serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix,
-      answerTimeoutMs: WINDOW_MS,
-    }),
+    env: e2e.env(prefix, WINDOW_MS),
   };
 }
 
@@ -59,16 +28,16 @@ describe('callgate serve and SIGTERM', () => {
     const { env } = await freshBus();
     const service = await startCallgate(env);
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
+    e2e.graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
     await bus.send(incoming(callId));
     await bus.send(reject(callId));
-    await eventually(() => graph.stats().held === 1);
+    await eventually(() => e2e.graph.stats().held === 1);
 
     const signalledAt = Date.now();
     service.child.kill('SIGTERM');
     // It stops taking work first: then Graph answers the request it is waiting for.
     await eventually(async () => (await service.get('/readyz')) !== 200);
-    expect(graph.release(callId)).toBe(1);
+    expect(e2e.graph.release(callId)).toBe(1);
     const exit = await service.exited;
 
     expect(exit).toEqual({ code: 0, signal: null });
@@ -84,10 +53,10 @@ describe('callgate serve and SIGTERM', () => {
     const { env } = await freshBus();
     const service = await startCallgate({ ...env, SHUTDOWN_TIMEOUT_MS: '500' });
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
+    e2e.graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
     await bus.send(incoming(callId));
     await bus.send(reject(callId));
-    await eventually(() => graph.stats().held === 1);
+    await eventually(() => e2e.graph.stats().held === 1);
 
     const signalledAt = Date.now();
     service.child.kill('SIGTERM');
@@ -99,7 +68,7 @@ describe('callgate serve and SIGTERM', () => {
     await startCallgate(env);
     const records = await bus.settled(callId);
     expect(records.map((r) => r.state)).toEqual(['ringing', 'rejecting', 'rejected']);
-    expect(graph.stats().accepted[callId]).toBe(1);
+    expect(e2e.graph.stats().accepted[callId]).toBe(1);
   });
 });
 

@@ -1,22 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import {
-  answered,
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-  shape,
-} from '../support/call-bus.js';
-import {
-  type CallgateProcess,
-  killAllCallgates,
-  startCallgate,
-} from '../support/callgate-process.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { answered, type CallBus, incoming, newCallId, reject, shape } from '../support/call-bus.js';
+import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
 /**
  * The Graph section of the contract, row by row, end to end: `callgate serve`
@@ -28,39 +14,23 @@ const WINDOW_MS = 4_000;
 const PREFIX = 'e2egraph';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'file' });
+
 let bus: CallBus;
 let service: CallgateProcess;
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-  bus = await openCallBus(server.url, PREFIX);
-  service = await startCallgate(
-    serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix: PREFIX,
-      answerTimeoutMs: WINDOW_MS,
-    }),
-  );
+  bus = await e2e.openBus(PREFIX);
+  service = await startCallgate(e2e.env(PREFIX, WINDOW_MS));
 });
 
 afterEach(() => {
-  graph.clearFaults();
-  graph.release();
-});
-
-afterAll(async () => {
-  await killAllCallgates();
-  await bus?.close();
-  await graph?.close();
-  await server?.dispose();
+  e2e.graph.clearFaults();
+  e2e.graph.release();
 });
 
 /** The reject requests the emulator received for one call, oldest first. */
-const requestsFor = (callId: string) => graph.received().filter((r) => r.callId === callId);
+const requestsFor = (callId: string) => e2e.graph.received().filter((r) => r.callId === callId);
 
 /** A call that rings and is told to reject with `reason`. */
 async function ringAndReject(callId: string, reason = 'busy', at = Date.now()): Promise<void> {
@@ -91,12 +61,12 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
     });
     expect(JSON.parse(request?.body ?? '')).toEqual({ reason: 'busy' });
     expect(request?.clientRequestId).toMatch(UUID);
-    expect(graph.stats().accepted[callId]).toBe(1);
+    expect(e2e.graph.stats().accepted[callId]).toBe(1);
   });
 
   it('429 with Retry-After, then 202: rejected after 2 attempts, the second sent no sooner than Retry-After', async () => {
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'status', status: 429, retryAfterSeconds: 1 } });
+    e2e.graph.setFault({ callId, fault: { kind: 'status', status: 429, retryAfterSeconds: 1 } });
     await ringAndReject(callId);
 
     const records = await bus.settled(callId);
@@ -115,7 +85,7 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
 
   it('503 on every attempt until the window closes: failed, every request inside the window', async () => {
     const callId = newCallId();
-    graph.setFault({ callId, times: 100, fault: { kind: 'status', status: 503 } });
+    e2e.graph.setFault({ callId, times: 100, fault: { kind: 'status', status: 503 } });
     // It rang 2 s ago: half of its window is left.
     const ringingAt = Date.now() - 2_000;
     await ringAndReject(callId, 'busy', ringingAt);
@@ -138,12 +108,12 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
       expect(request.receivedAt).toBeLessThan(ringingAt + WINDOW_MS);
     }
     expect(Date.parse(last?.at ?? '')).toBeLessThan(ringingAt + WINDOW_MS + 300);
-    expect(graph.stats().accepted[callId]).toBeUndefined();
+    expect(e2e.graph.stats().accepted[callId]).toBeUndefined();
   });
 
   it('404 with code 8522: the call ended, Graph no longer knows it', async () => {
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'notFound' } });
+    e2e.graph.setFault({ callId, fault: { kind: 'notFound' } });
     await ringAndReject(callId, 'none');
 
     const records = await bus.settled(callId);
@@ -164,7 +134,7 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
 
   it('a network failure (the connection dropped, nothing accepted), then 202: rejected after 2 attempts', async () => {
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'drop', accept: false } });
+    e2e.graph.setFault({ callId, fault: { kind: 'drop', accept: false } });
     await ringAndReject(callId);
 
     const records = await bus.settled(callId);
@@ -178,12 +148,12 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
       [true, null],
       [false, 202],
     ]);
-    expect(graph.stats().accepted[callId]).toBe(1);
+    expect(e2e.graph.stats().accepted[callId]).toBe(1);
   });
 
   it('the connection dropped after Graph accepted the reject: the retry gets 404, which means rejected, accepted once', async () => {
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'drop' } });
+    e2e.graph.setFault({ callId, fault: { kind: 'drop' } });
     await ringAndReject(callId);
 
     const records = await bus.settled(callId);
@@ -197,12 +167,12 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
       [true, null],
       [false, 404],
     ]);
-    expect(graph.stats().accepted[callId]).toBe(1);
+    expect(e2e.graph.stats().accepted[callId]).toBe(1);
   });
 
   it("403 with code 7504: failed, with Graph's code and message in the error", async () => {
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'forbidden' } });
+    e2e.graph.setFault({ callId, fault: { kind: 'forbidden' } });
     await ringAndReject(callId, 'forbidden');
 
     const records = await bus.settled(callId);
@@ -223,9 +193,9 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
 
   it('answered while the reject is held in flight: answered, and the request is abandoned', async () => {
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
+    e2e.graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
     await ringAndReject(callId);
-    await eventually(() => graph.stats().held === 1);
+    await eventually(() => e2e.graph.stats().held === 1);
 
     await bus.send(answered(callId));
     const records = await bus.settled(callId);
@@ -236,7 +206,7 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
       { state: 'answered', previous: 'rejecting', reason: 'busy', attempts: 1 },
     ]);
     // Graph still holds the answer, yet the service has no request in flight any more.
-    expect(graph.stats().held).toBe(1);
+    expect(e2e.graph.stats().held).toBe(1);
     await eventually(async () => /^callgate_reject_requests_in_flight 0$/m.test(await metrics()));
     expect(requestsFor(callId)).toHaveLength(1);
   });
@@ -282,13 +252,13 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
 
   it('a second reject while the first is in flight is refused, and Graph gets one request only', async () => {
     const callId = newCallId();
-    graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
+    e2e.graph.setFault({ callId, fault: { kind: 'slow', hold: true } });
     await ringAndReject(callId);
-    await eventually(() => graph.stats().held === 1);
+    await eventually(() => e2e.graph.stats().held === 1);
 
     await bus.send(reject(callId, 'none'));
     await eventually(() => bus.recordsOf(callId).length === 3);
-    graph.release(callId);
+    e2e.graph.release(callId);
     const records = await bus.settled(callId);
 
     expect(records.map(shape)).toEqual([
@@ -333,7 +303,7 @@ describe('callgate rejecting calls through Graph (end to end over NATS)', () => 
 
     expect(records.map((r) => r.state)).toEqual(['ringing', 'rejecting', 'rejected']);
     expect(bus.recordsOf(graphSpelling)).toEqual([]);
-    expect(graph.stats().accepted[callId]).toBe(1);
+    expect(e2e.graph.stats().accepted[callId]).toBe(1);
   });
 
   it('a repeated incoming, and an answered for a call already rejected, change nothing and publish nothing', async () => {

@@ -1,12 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import { type CallBus, newCallId, openCallBus, serviceEnv } from '../support/call-bus.js';
-import {
-  type CallgateProcess,
-  killAllCallgates,
-  startCallgate,
-} from '../support/callgate-process.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
+import { type CallBus, newCallId } from '../support/call-bus.js';
+import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import {
   APP_ID,
   ISSUER,
@@ -23,8 +18,8 @@ import {
 const PREFIX = 'e2ehook';
 const WINDOW_MS = 4_000;
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'file' });
+
 let keyServer: KeyServer;
 let key: SigningKey;
 let bus: CallBus;
@@ -63,32 +58,20 @@ async function post(body: unknown, token?: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
   key = await newSigningKey();
   keyServer = await startKeyServer([key]);
-  bus = await openCallBus(server.url, PREFIX);
+  bus = await e2e.openBus(PREFIX);
   service = await startCallgate(
-    serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix: PREFIX,
-      answerTimeoutMs: WINDOW_MS,
-      extra: {
-        WEBHOOK_APP_ID: APP_ID,
-        WEBHOOK_OPENID_URL: keyServer.openIdUrl,
-        WEBHOOK_ISSUERS: ISSUER,
-      },
+    e2e.env(PREFIX, WINDOW_MS, {
+      WEBHOOK_APP_ID: APP_ID,
+      WEBHOOK_OPENID_URL: keyServer.openIdUrl,
+      WEBHOOK_ISSUERS: ISSUER,
     }),
   );
 });
 
 afterAll(async () => {
-  await killAllCallgates();
-  await bus?.close();
   await keyServer?.close();
-  await graph?.close();
-  await server?.dispose();
 });
 
 describe('POST /api/calling', () => {

@@ -1,18 +1,11 @@
 import { WebSocket } from 'undici';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createInspectionSanitizer } from '../../src/inspect/inspector.js';
-import {
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-} from '../support/call-bus.js';
-import { killAllCallgates, startCallgate } from '../support/callgate-process.js';
+import { incoming, newCallId, reject } from '../support/call-bus.js';
+import { startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
-import { freePort, type NatsServer, startNatsServer } from '../support/nats-server.js';
+import { freePort } from '../support/nats-server.js';
 
 /**
  * `INSPECT=1`: every call actor is sent, sanitized, to @statelyai/inspect's
@@ -21,28 +14,12 @@ import { freePort, type NatsServer, startNatsServer } from '../support/nats-serv
  * frames, the page's own Origin).
  */
 
-let server: NatsServer;
-let graph: GraphEmulator;
-let bus: CallBus | undefined;
+const e2e = useE2e({ scope: 'test' });
+
 const sockets: WebSocket[] = [];
 
-beforeAll(async () => {
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-});
-
-afterEach(async () => {
+afterEach(() => {
   for (const socket of sockets.splice(0)) socket.close();
-  await killAllCallgates();
-  graph.reset();
-  await bus?.close();
-  bus = undefined;
-});
-
-afterAll(async () => {
-  await killAllCallgates();
-  await graph?.close();
-  await server?.dispose();
 });
 
 interface Received {
@@ -71,15 +48,9 @@ function connect(port: number, origin = `http://localhost:${port}`): Received {
 
 async function startInspected(prefix: string) {
   const inspectPort = await freePort();
-  bus = await openCallBus(server.url, prefix);
+  const bus = await e2e.openBus(prefix);
   const proc = await startCallgate(
-    serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix,
-      answerTimeoutMs: 5_000,
-      extra: { INSPECT: '1', INSPECT_PORT: String(inspectPort), LOG_LEVEL: 'info' },
-    }),
+    e2e.env(prefix, 5_000, { INSPECT: '1', INSPECT_PORT: String(inspectPort), LOG_LEVEL: 'info' }),
   );
   return { proc, inspectPort, bus };
 }

@@ -3,21 +3,9 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import {
-  type CallBus,
-  incoming,
-  newCallId,
-  openCallBus,
-  reject,
-  serviceEnv,
-} from '../support/call-bus.js';
-import {
-  type CallgateProcess,
-  killAllCallgates,
-  startCallgate,
-} from '../support/callgate-process.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
+import { type CallBus, incoming, newCallId, reject } from '../support/call-bus.js';
+import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
+import { useE2e } from '../support/e2e.js';
 
 /**
  * The live page in a real browser: Debian's Chromium driven by
@@ -33,8 +21,8 @@ const DOCS_COPY = `${ROOT}docs/live-page.png`;
 const WINDOW_MS = 60_000;
 const PREFIX = 'livepage';
 
-let server: NatsServer;
-let graph: GraphEmulator;
+const e2e = useE2e({ scope: 'file' });
+
 let bus: CallBus;
 let service: CallgateProcess;
 let browser: Browser;
@@ -46,17 +34,8 @@ beforeAll(async () => {
       `${CHROMIUM} is missing: the live page's browser test needs Debian's Chromium. Run \`bash scripts/ensure-test-tools.sh\` (as root it installs it), or \`sudo apt-get install chromium\`.`,
     );
   }
-  server = await startNatsServer();
-  graph = await createGraphEmulator();
-  bus = await openCallBus(server.url, PREFIX);
-  service = await startCallgate(
-    serviceEnv({
-      natsUrl: server.url,
-      graphUrl: graph.url,
-      prefix: PREFIX,
-      answerTimeoutMs: WINDOW_MS,
-    }),
-  );
+  bus = await e2e.openBus(PREFIX);
+  service = await startCallgate(e2e.env(PREFIX, WINDOW_MS));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -73,10 +52,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await killAllCallgates();
-  await bus?.close();
-  await graph?.close();
-  await server?.dispose();
 });
 
 const countOf = (state: string) => page.locator(`#counts .count[data-state="${state}"] b`);
@@ -98,7 +73,7 @@ describe('the live page in Chromium', () => {
   it('shows a call ringing, then rejecting, then rejected, with counts, latency and a refusal', async () => {
     const callId = newCallId();
     const waiting = newCallId();
-    graph.setFault({ callId, fault: { kind: 'slow', ms: 1_500 } });
+    e2e.graph.setFault({ callId, fault: { kind: 'slow', ms: 1_500 } });
 
     await bus.send(incoming(callId));
     await bus.send(incoming(waiting));
