@@ -1,21 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { FINAL_STATES, type FinalStateName } from '../../machines/call.machine.js';
 import type { FaultRule } from '../emulator/emulator.js';
+import type { TrafficKind } from '../replay/generate.js';
 
 /** The final states a demo call is planned to reach. */
 export { FINAL_STATES };
 export type FinalState = FinalStateName;
 
-export type DemoKind =
-  | 'rejected'
-  | 'answered'
-  | 'timedOut'
-  | 'throttled'
-  | 'unavailable'
-  | 'gone'
-  | 'forbidden'
-  | 'hungUp'
-  | 'duplicated';
+/** The replay generator's kinds, less the two the demo does not plan. */
+export type DemoKind = Exclude<TrafficKind, 'answeredWhileRejecting' | 'rejectBeforeIncoming'>;
 
 /** Share of each kind in parts per 100, and the final state it is built to reach. */
 export const DEMO_MIX: Readonly<Record<DemoKind, { share: number; state: FinalState }>> = {
