@@ -10,15 +10,19 @@ import {
   cpuMs,
   type EmulatorHandle,
   httpGet,
+  ids,
   machineBusyMs,
+  num,
   PIPELINE_NODE_FLAGS,
   pipelineFlags,
+  round,
   rssMb,
   SERVICE_ENTRY,
   sleep,
   startChild,
   startEmulator,
   until,
+  waitForPosts,
 } from './procs.js';
 
 /**
@@ -37,11 +41,6 @@ import {
 type Row = Record<string, string | number>;
 type Kind = 'service' | 'naive';
 
-const num = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return Math.round(value);
-};
 const RATE = num('E2E_RATE', 1_000);
 const FIXED_SECONDS = num('E2E_SECONDS', 10);
 const MAX_CALLS = num('E2E_MAX_CALLS', 30_000);
@@ -58,7 +57,6 @@ const ONLY = new Set(
 
 const progress = (text: string) => process.stderr.write(`[e2e ${timeOfDay()}] ${text}\n`);
 const timeOfDay = () => new Date().toISOString().slice(11, 19);
-const round = (value: number, digits = 0) => Number(value.toFixed(digits));
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -204,35 +202,6 @@ function cpuPerCall(before: CpuSnapshot, after: CpuSnapshot, calls: number) {
   };
 }
 
-/** Wait until the emulator has received `n` requests since its reset (or progress stalls). */
-async function waitForPosts(
-  bench: Bench,
-  n: number,
-  stallMs: number,
-  settled?: () => Promise<boolean>,
-): Promise<number> {
-  let last = -1;
-  let lastChange = Date.now();
-  let lastSettledCheck = Date.now();
-  for (;;) {
-    const { requests } = await bench.emulator.count();
-    if (requests >= n) return requests;
-    // Nothing more will come: every call the service was given is final (asked once a
-    // second, so that scraping /metrics does not load the service under test).
-    if (settled && Date.now() - lastSettledCheck >= 1_000) {
-      lastSettledCheck = Date.now();
-      if (await settled()) return (await bench.emulator.count()).requests;
-    }
-    if (requests !== last) {
-      last = requests;
-      lastChange = Date.now();
-    } else if (Date.now() - lastChange > stallMs) {
-      return requests;
-    }
-    await sleep(100);
-  }
-}
-
 /** For the service: wait until its /metrics counts `n` rejected calls in all (bounded). */
 async function rejectedCount(pipeline: Pipeline, n: number, timeoutMs: number): Promise<number> {
   const end = Date.now() + timeoutMs;
@@ -292,15 +261,13 @@ function traceMetrics(pipeline: Pipeline): { stop(): void } {
   return { stop: () => clearInterval(timer) };
 }
 
-const ids = (tag: string, n: number) => Array.from({ length: n }, (_, i) => `${tag}${i}`);
-
 /** Warm the pipeline up (JIT, connections): WARMUP calls at full speed, then reset the emulator. */
 async function warmUp(bench: Bench, pipeline: Pipeline): Promise<void> {
   const driver = createDriver(jetstream(bench.nc), pipeline.prefix);
   await bench.emulator.reset();
   await driver.burst(ids('warm', WARMUP));
   await driver.drain();
-  const got = await waitForPosts(bench, WARMUP, 20_000);
+  const got = await waitForPosts(bench.emulator, WARMUP, 20_000);
   if (got < WARMUP) throw new Error(`warm-up: only ${got} of ${WARMUP} POSTs arrived`);
   if (pipeline.kind === 'service') await rejectedCount(pipeline, WARMUP, 20_000);
   await sleep(500);
@@ -383,7 +350,7 @@ async function measureLoad(
     const published = abs();
     await driver.drain();
     const posts = await waitForPosts(
-      bench,
+      bench.emulator,
       calls,
       20_000,
       settledAfter(pipeline, 2 * (WARMUP + calls)),

@@ -9,13 +9,17 @@ import {
   cpuMs,
   type EmulatorHandle,
   httpGet,
+  ids,
   machineBusyMs,
+  num,
   pipelineFlags,
+  round,
   SERVICE_ENTRY,
   sleep,
   startChild,
   startEmulator,
   until,
+  waitForPosts,
 } from './procs.js';
 
 /**
@@ -28,11 +32,6 @@ import {
 
 type Row = Record<string, string | number>;
 
-const num = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
-  return Math.round(value);
-};
 const CALLS = num('PART_CALLS', 20_000);
 const WARMUP = num('PART_WARMUP', 2_000);
 const COUNTS = (process.env.PART_COUNTS ?? '1,2').split(',').map((n) => Number(n.trim()));
@@ -40,8 +39,6 @@ const WINDOW_MS = 600_000;
 
 const progress = (text: string) =>
   process.stderr.write(`[partitions ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
-const round = (value: number, digits = 0) => Number(value.toFixed(digits));
-const ids = (tag: string, n: number) => Array.from({ length: n }, (_, i) => `${tag}${i}`);
 
 interface Instance {
   readonly child: Child;
@@ -95,20 +92,6 @@ async function rejectedTotal(instances: Instance[]): Promise<number> {
     total += line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
   }
   return total;
-}
-
-async function waitForPosts(emulator: EmulatorHandle, n: number, stallMs: number): Promise<number> {
-  let last = -1;
-  let lastChange = Date.now();
-  for (;;) {
-    const { requests } = await emulator.count();
-    if (requests >= n) return requests;
-    if (requests !== last) {
-      last = requests;
-      lastChange = Date.now();
-    } else if (Date.now() - lastChange > stallMs) return requests;
-    await sleep(100);
-  }
 }
 
 async function measure(

@@ -323,3 +323,45 @@ export async function startEmulator(): Promise<EmulatorHandle> {
     },
   };
 }
+
+/** A positive whole number from the environment variable `name`, or `fallback`. */
+export const num = (name: string, fallback: number): number => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return Math.round(value);
+};
+
+export const round = (value: number, digits = 0): number => Number(value.toFixed(digits));
+
+/** `n` call ids `<tag>0` … `<tag>{n-1}`. */
+export const ids = (tag: string, n: number): string[] =>
+  Array.from({ length: n }, (_, i) => `${tag}${i}`);
+
+/** Wait until the emulator has received `n` requests since its reset (or progress stalls). */
+export async function waitForPosts(
+  emulator: EmulatorHandle,
+  n: number,
+  stallMs: number,
+  settled?: () => Promise<boolean>,
+): Promise<number> {
+  let last = -1;
+  let lastChange = Date.now();
+  let lastSettledCheck = Date.now();
+  for (;;) {
+    const { requests } = await emulator.count();
+    if (requests >= n) return requests;
+    // Nothing more will come: every call the service was given is final (asked once a
+    // second, so that scraping /metrics does not load the service under test).
+    if (settled && Date.now() - lastSettledCheck >= 1_000) {
+      lastSettledCheck = Date.now();
+      if (await settled()) return (await emulator.count()).requests;
+    }
+    if (requests !== last) {
+      last = requests;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > stallMs) {
+      return requests;
+    }
+    await sleep(100);
+  }
+}
