@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { type CallEnvelope, parseEnvelopeText } from '../src/contract/events.js'
 import { generateTraffic } from '../src/replay/generate.js';
 import { replayFile } from '../src/replay/replay.js';
 import { createCallRuntime } from '../src/runtime/call-runtime.js';
+import { createFinalFilter } from '../src/service/final-filter.js';
 
 const CALLS = 100_000;
 const WINDOW_MS = 15_000;
@@ -68,6 +70,54 @@ export function heapPerRingingCall(): Record<string, string | number> {
     'live ringing calls': live,
     'heap per call (bytes)': Math.round((after - before) / live),
     'heap total (MB)': Number(((after - before) / 2 ** 20).toFixed(1)),
+  };
+}
+
+/**
+ * What remembering a final call costs: a whole tombstone in the runtime (its
+ * call id, the tombstone and its eviction timer; the call's deadline timer
+ * has fired), against the 32-bit hash of its id the service keeps once the
+ * tombstone has left memory. Call ids are made inside each measurement, as
+ * parsing a message makes them.
+ */
+export function heapPerFinalCall(): Record<string, string | number> {
+  const start = Date.UTC(2026, 10, 27, 9);
+  const settle = () => {
+    gc();
+    gc();
+    return process.memoryUsage().heapUsed;
+  };
+
+  const beforeFilter = settle();
+  const filter = createFinalFilter({ retentionMs: 3_600_000, now: () => start });
+  for (let i = 0; i < CALLS; i++) filter.add(randomUUID());
+  const hashes = settle() - beforeFilter;
+  const hashed = filter.size;
+
+  const clock = new SimulatedClock();
+  clock.set(start);
+  const before = settle();
+  const runtime = createCallRuntime({
+    clock,
+    windowMs: WINDOW_MS,
+    retentionMs: 3_600_000,
+    control: { reject: () => Promise.resolve({ status: 202, maybeDelivered: false }) },
+    sink: { lifecycle: () => {} },
+  });
+  for (let i = 0; i < CALLS; i++) {
+    const callId = randomUUID();
+    runtime.deliver({ type: 'call.incoming', callId, at: start });
+    runtime.deliver({ type: 'call.answered', callId, at: start });
+  }
+  clock.set(start + WINDOW_MS);
+  runtime.scheduler.fireDue();
+  const tombstones = settle() - before;
+  const remembered = CALLS - runtime.liveCount;
+  runtime.stop();
+  return {
+    'final calls': remembered,
+    'heap per whole tombstone (bytes)': Math.round(tombstones / remembered),
+    'heap per id in the final-call filter (bytes)': Math.round(hashes / hashed),
   };
 }
 

@@ -1,5 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import {
+  heapPerFinalCall,
   heapPerRingingCall,
   heapPerRunningActor,
   replayRate,
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<Record<string, string | number>[]>> 
     await xstateFloor(),
     heapPerRingingCall(),
     heapPerRunningActor(),
+    heapPerFinalCall(),
   ],
   e2e: async () => (await import('./e2e/e2e.js')).e2eBench(),
   webhook: async () => (await import('./webhook/webhook.js')).webhookBench(),

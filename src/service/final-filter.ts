@@ -4,9 +4,9 @@ import { fnv1a32 } from '../bus/partition.js';
  * Which call ids may belong to a final call still kept in the KV bucket:
  * 32-bit hashes of the ids, in generations that together cover the
  * retention period, the oldest dropped as time moves on. A hash costs about
- * 20 bytes where a tombstone in the runtime costs about 660, so the service
- * keeps whole tombstones only briefly and asks the bucket about a call this
- * filter may know. "No" is certain; "maybe" is wrong for about one id in
+ * 35 bytes where a tombstone in the runtime costs about 615 (`npm run bench --
+ * replay`), so the service keeps whole tombstones only briefly and asks the
+ * bucket about a call this filter may know. "No" is certain; "maybe" is wrong for about one id in
  * 2^32 / (final calls kept), and then costs one read of the bucket.
  */
 export interface FinalFilter {
