@@ -61,19 +61,15 @@ export interface CallRuntimeOptions {
   readonly inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /**
    * Called once per changed call after each step (a delivered event, a timer,
-   * a request's outcome) with the call's persisted snapshot; a final call's
-   * snapshot has `status: 'done'`. During `deliver()` it is called before
-   * `deliver()` returns, so a host can persist a message's effects before
-   * acknowledging it.
+   * a request's outcome) with a function that reads the call's persisted
+   * snapshot when it is called, so a host that writes later reads once what
+   * several steps changed. A final call's reader gives its last snapshot
+   * (`status: 'done'`); an earlier reader of it, and any reader once the
+   * runtime has stopped, gives `undefined`. During `deliver()` it is called
+   * before `deliver()` returns, so a host can persist a message's effects
+   * before acknowledging it.
    */
-  readonly onChange?: (callId: string, snapshot: PersistedCall) => void;
-  /**
-   * Instead of `onChange`: called once per changed call after each step with
-   * a function that reads the call's snapshot when it is called (a host that
-   * writes later reads once what several steps changed). It returns
-   * `undefined` once the runtime has stopped.
-   */
-  readonly onChangeLazy?: (callId: string, read: () => PersistedCall | undefined) => void;
+  readonly onChange?: (callId: string, read: () => PersistedCall | undefined) => void;
   /**
    * How many waiting calls keep their actor running after a step, the least
    * recently used resting first when there are more (default 0: every
@@ -360,22 +356,14 @@ export function createCallRuntime(options: CallRuntimeOptions): CallRuntime {
       // The readers are made outside this loop: a closure made here would
       // share the loop's scope, and keep the actor alive as long as the host
       // keeps the reader.
-      if (!(value instanceof Actor)) report(callId, constant(value));
+      if (!(value instanceof Actor)) options.onChange?.(callId, constant(value));
       else if (final !== undefined) {
-        report(callId, constant(final.getPersistedSnapshot() as PersistedCall));
-      } else report(callId, reader(callId));
+        options.onChange?.(callId, constant(final.getPersistedSnapshot() as PersistedCall));
+      } else options.onChange?.(callId, reader(callId));
     }
     touched.clear();
     finishing.clear();
     while (idle.size > idleAwake) restOldest();
-  }
-
-  function report(callId: string, readSnapshot: () => PersistedCall | undefined): void {
-    if (options.onChangeLazy) options.onChangeLazy(callId, readSnapshot);
-    else if (options.onChange) {
-      const snapshot = readSnapshot();
-      if (snapshot) options.onChange(callId, snapshot);
-    }
   }
 
   function constant(snapshot: PersistedCall): () => PersistedCall {

@@ -150,7 +150,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         options.onRecord?.(record);
       },
     },
-    onChangeLazy(callId, read) {
+    onChange(callId, read) {
       store.save(callId, read, currentSeq, track(callId));
     },
     idleAwake: IDLE_AWAKE,

@@ -670,7 +670,10 @@ describe('onChange', () => {
       windowMs: WINDOW_MS,
       control: { reject: () => new Promise((resolve) => (settle = resolve)) },
       sink: { lifecycle: () => {} },
-      onChange: (callId, snapshot) => changes.push([callId, snapshot.value, snapshot.status]),
+      onChange: (callId, read) => {
+        const snapshot = read();
+        if (snapshot) changes.push([callId, snapshot.value, snapshot.status]);
+      },
     });
 
     runtime.deliver(incoming(T0));
@@ -752,7 +755,7 @@ describe('idleAwake', () => {
       control: { reject: () => Promise.resolve(ACCEPTED) },
       sink: { lifecycle: () => {} },
       idleAwake,
-      onChangeLazy: (callId, read) =>
+      onChange: (callId, read) =>
         changes.push([
           callId,
           () => {
