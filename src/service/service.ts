@@ -290,11 +290,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
 
   /** Unknown here, but the bucket may hold it as a final call whose tombstone left memory. */
-  function mayBeFinalElsewhere(callId: string): boolean {
+  function mayBeFinalInBucket(callId: string): boolean {
+    // A call with a key in the store is in memory: one lookup settles the
+    // usual case before the runtime or the hashes are asked.
     return (
+      store.lastSeq(callId) === undefined &&
       runtime.stateOf(callId) === undefined &&
       !heldByCall.has(callId) &&
-      store.lastSeq(callId) === undefined &&
       finals.mightHold(callId)
     );
   }
@@ -401,7 +403,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
           // are stored (a failed write is made again), never applied twice.
           metrics.redelivered.inc();
           store.whenStored(callId, track(callId));
-        } else if (lookups.has(callId) || mayBeFinalElsewhere(callId)) {
+        } else if (lookups.has(callId) || mayBeFinalInBucket(callId)) {
           deliverAfterLookup(envelope, msg.seq, redelivered, message);
         } else deliver(envelope, redelivered);
       }
