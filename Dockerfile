@@ -7,7 +7,9 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY machines ./machines
 COPY src ./src
-RUN npm run build
+# The development tools (Graph emulator, demo, nats-server launcher) stay out
+# of the image: the service never imports them.
+RUN npm run build && rm -rf dist/src/tools
 
 # Run: production dependencies and the compiled output only, as a non-root user.
 FROM node:20-bookworm-slim

@@ -3,7 +3,6 @@ import { Command, InvalidArgumentError } from 'commander';
 import { runReplay } from './cli/replay.js';
 import { runServe } from './cli/serve.js';
 import { runViz } from './cli/viz.js';
-import { runEmulateGraph } from './emulator/main.js';
 
 function wholeNumber(min: number) {
   return (value: string) => {
@@ -13,6 +12,24 @@ function wholeNumber(min: number) {
     }
     return n;
   };
+}
+
+/**
+ * The development tools (the Graph emulator) are loaded only by their own
+ * command: the service's module graph never contains them, and the
+ * production image leaves them out.
+ */
+async function loadTool<T>(name: string, load: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await load();
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    process.stderr.write(
+      `callgate: the ${name} is a development tool, not part of this installation (the production image leaves it out)\n`,
+    );
+    process.exitCode = 2;
+    return undefined;
+  }
 }
 
 const program = new Command()
@@ -73,7 +90,8 @@ program
       clientSecret?: string;
       logLevel: string;
     }) => {
-      await runEmulateGraph(options);
+      const tool = await loadTool('Graph emulator', () => import('./tools/emulator/main.js'));
+      await tool?.runEmulateGraph(options);
     },
   );
 

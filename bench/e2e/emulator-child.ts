@@ -6,7 +6,7 @@
  * (sub-millisecond, comparable across processes after the bench's offset
  * calibration).
  */
-import { createGraphEmulator, type FaultRule } from '../../src/emulator/emulator.js';
+import { createGraphEmulator, type FaultRule } from '../../src/tools/emulator/emulator.js';
 
 export type EmulatorOp =
   | { op: 'now' }

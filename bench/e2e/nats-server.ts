@@ -3,7 +3,7 @@ import {
   freePort,
   type NatsServerProcess,
   startNatsServer as startServer,
-} from '../../src/nats-server.js';
+} from '../../src/tools/nats-server.js';
 import { onEarlyExit } from './procs.js';
 
 export { freePort };

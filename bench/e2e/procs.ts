@@ -2,7 +2,7 @@ import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import type { FaultRule } from '../../src/emulator/emulator.js';
+import type { FaultRule } from '../../src/tools/emulator/emulator.js';
 import type { EmulatorCollected, EmulatorCount, EmulatorOp } from './emulator-child.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;

@@ -5,8 +5,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Pool } from 'undici';
 import { CONFIG_VARIABLES } from '../../src/config.js';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import { incomingCallBatch } from '../../src/emulator/notifier.js';
+import { createGraphEmulator, type GraphEmulator } from '../../src/tools/emulator/emulator.js';
+import { incomingCallBatch } from '../../src/tools/emulator/notifier.js';
 import { type BenchNatsServer, freePort, startNatsServer } from '../e2e/nats-server.js';
 import { checkBuilt, cpuMs, httpGet, SERVICE_ENTRY, sleep, track, until } from '../e2e/procs.js';
 

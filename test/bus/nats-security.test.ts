@@ -2,8 +2,8 @@ import { type NatsConnection, nkeys } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats, NatsConnectError, type NatsConnectOptions } from '../../src/bus/nats.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
 import { createLogger, type Log } from '../../src/log.js';
+import { createGraphEmulator, type GraphEmulator } from '../../src/tools/emulator/emulator.js';
 import { serviceEnv } from '../support/call-bus.js';
 import { killAllCallgates, spawnCallgate, startCallgate } from '../support/callgate-process.js';
 import {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
 import { createGraphClient, type GraphClient } from '../../src/graph/client.js';
 import { staticToken, type TokenSource } from '../../src/graph/tokens.js';
+import { createGraphEmulator, type GraphEmulator } from '../../src/tools/emulator/emulator.js';
 import { eventually } from '../support/eventually.js';
 import { freePort } from '../support/nats-server.js';
 import { openSignal, rejectRequest } from './support.js';

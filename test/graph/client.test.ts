@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
 import { createGraphClient, type GraphClient } from '../../src/graph/client.js';
 import { staticToken } from '../../src/graph/tokens.js';
+import { createGraphEmulator, type GraphEmulator } from '../../src/tools/emulator/emulator.js';
 import { captureLog, openSignal, rejectRequest, UUID } from './support.js';
 
 const TOKEN = 'eyJ0eXAi.secret-bearer-token.5f2c';

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LifecycleRecord } from '../../src/contract/records.js';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
 import { createGraphClient, type GraphClient } from '../../src/graph/client.js';
 import { staticToken } from '../../src/graph/tokens.js';
 import { type CallRuntime, createCallRuntime } from '../../src/runtime/call-runtime.js';
 import { systemClock } from '../../src/runtime/clock.js';
+import { createGraphEmulator, type GraphEmulator } from '../../src/tools/emulator/emulator.js';
 import { eventually } from '../support/eventually.js';
 
 let graph: GraphEmulator;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
 import { clientCredentials, staticToken } from '../../src/graph/tokens.js';
+import { createGraphEmulator, type GraphEmulator } from '../../src/tools/emulator/emulator.js';
 import { eventually } from '../support/eventually.js';
 import { captureLog } from './support.js';
 

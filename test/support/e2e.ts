@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
+import { createGraphEmulator, type GraphEmulator } from '../../src/tools/emulator/emulator.js';
 import { type CallBus, openCallBus, serviceEnv } from './call-bus.js';
 import { killAllCallgates } from './callgate-process.js';
 import { type NatsServer, startNatsServer } from './nats-server.js';

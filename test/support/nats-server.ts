@@ -3,4 +3,4 @@ export {
   freePort,
   type NatsServerProcess as NatsServer,
   startNatsServer,
-} from '../../src/nats-server.js';
+} from '../../src/tools/nats-server.js';

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import { type CallBus, openCallBus, reject, serviceEnv } from '../support/call-bus.js';
+import { createGraphEmulator, type GraphEmulator } from '../../../src/tools/emulator/emulator.js';
+import { type CallBus, openCallBus, reject, serviceEnv } from '../../support/call-bus.js';
 import {
   type CallgateProcess,
   killAllCallgates,
   startCallgate,
-} from '../support/callgate-process.js';
-import { eventually } from '../support/eventually.js';
-import { type NatsServer, startNatsServer } from '../support/nats-server.js';
+} from '../../support/callgate-process.js';
+import { eventually } from '../../support/eventually.js';
+import { type NatsServer, startNatsServer } from '../../support/nats-server.js';
 
 /**
  * The full loop through the real front door: the emulator signs and POSTs

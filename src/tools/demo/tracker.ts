@@ -1,6 +1,6 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { SingleBar } from 'cli-progress';
-import { LifecycleRecord } from '../contract/records.js';
+import { LifecycleRecord } from '../../contract/records.js';
 import type { ReceivedReject } from '../emulator/emulator.js';
 import type { Outcome } from './report.js';
 import type { DemoCall } from './traffic.js';

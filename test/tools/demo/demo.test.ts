@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FINAL_STATES } from '../../src/demo/traffic.js';
-import { freePort, type NatsServer, startNatsServer } from '../support/nats-server.js';
+import { FINAL_STATES } from '../../../src/tools/demo/traffic.js';
+import { freePort, type NatsServer, startNatsServer } from '../../support/nats-server.js';
 
 /** Run the demo from the sources; resolves with its exit code and output. */
 function runDemo(args: string[], env: Record<string, string>) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/demo/main.ts', ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/tools/demo/main.ts', ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

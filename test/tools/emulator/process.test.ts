@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { call, postReject } from './support.js';
 
-const ENTRY = `import { runEmulateGraph } from './src/emulator/main.ts';
+const ENTRY = `import { runEmulateGraph } from './src/tools/emulator/main.ts';
 await runEmulateGraph({ port: 0 });`;
 
 let child: ChildProcess | undefined;

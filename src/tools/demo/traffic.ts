@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { FINAL_STATES, type FinalStateName } from '../../machines/call.machine.js';
+import { FINAL_STATES, type FinalStateName } from '../../../machines/call.machine.js';
+import type { TrafficKind } from '../../replay/generate.js';
 import type { FaultRule } from '../emulator/emulator.js';
-import type { TrafficKind } from '../replay/generate.js';
 
 /** The final states a demo call is planned to reach. */
 export { FINAL_STATES };

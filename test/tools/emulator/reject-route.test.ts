@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import { eventually } from '../support/eventually.js';
+import { createGraphEmulator, type GraphEmulator } from '../../../src/tools/emulator/emulator.js';
+import { eventually } from '../../support/eventually.js';
 import { call, graphError, postReject } from './support.js';
 
 let graph: GraphEmulator;

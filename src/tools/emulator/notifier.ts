@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
-import { describeIssues } from '../contract/errors.js';
+import { describeIssues } from '../../contract/errors.js';
 import { callKey } from './faults.js';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseDemoArgs } from '../../src/demo/options.js';
-import { DEMO_MIX, planTraffic } from '../../src/demo/traffic.js';
+import { parseDemoArgs } from '../../../src/tools/demo/options.js';
+import { DEMO_MIX, planTraffic } from '../../../src/tools/demo/traffic.js';
 
 describe('planTraffic', () => {
   it('gives each kind its share, in a seeded order, decided 50–500 ms after ringing', () => {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { canonicalCallId } from '../contract/call-id.js';
-import { describeIssues } from '../contract/errors.js';
+import { canonicalCallId } from '../../contract/call-id.js';
+import { describeIssues } from '../../contract/errors.js';
 
 const RetryAfterSeconds = z
   .number({ error: 'must be a whole number of seconds' })

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { describeIssues } from '../contract/errors.js';
+import { describeIssues } from '../../contract/errors.js';
 import type { Fault } from './faults.js';
 import {
   type Correlation,

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
-import { busNames } from '../bus/jetstream.js';
+import { busNames } from '../../bus/jetstream.js';
 import { createGraphEmulator } from '../emulator/emulator.js';
 import {
   errorText,

@@ -1,7 +1,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
-import { publishTraffic } from '../../src/demo/publish.js';
-import { type DemoCall, planTraffic } from '../../src/demo/traffic.js';
+import { publishTraffic } from '../../../src/tools/demo/publish.js';
+import { type DemoCall, planTraffic } from '../../../src/tools/demo/traffic.js';
 
 interface Sent {
   subject: string;

@@ -4,7 +4,7 @@ import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JetStreamApiError, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { BusNames } from '../bus/jetstream.js';
+import type { BusNames } from '../../bus/jetstream.js';
 import { sleep } from './traffic.js';
 
 /** The service as a child process: `callgate serve`, logging to a file. */
@@ -14,16 +14,16 @@ export interface DemoService {
   stop(graceMs?: number): Promise<number | null>;
 }
 
-/** `node dist/src/cli.js serve` next to this file; through tsx when running from the sources. */
 /** As `npm start` and the Docker image run the service. */
 const NODE_FLAGS = ['--max-semi-space-size=32'];
 
+/** `node dist/src/cli.js serve`, two folders up; through tsx when running from the sources. */
 function serveCommand(): string[] {
   const here = fileURLToPath(import.meta.url);
   if (extname(here) === '.ts') {
-    return [...NODE_FLAGS, '--import', 'tsx', join(dirname(here), '..', 'cli.ts'), 'serve'];
+    return [...NODE_FLAGS, '--import', 'tsx', join(dirname(here), '..', '..', 'cli.ts'), 'serve'];
   }
-  return [...NODE_FLAGS, join(dirname(here), '..', 'cli.js'), 'serve'];
+  return [...NODE_FLAGS, join(dirname(here), '..', '..', 'cli.js'), 'serve'];
 }
 
 function tail(file: string, lines = 20): string {

@@ -1,9 +1,9 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
-import { createKeyResolver } from '../../src/webhook/keys.js';
-import { createNotificationVerifier } from '../../src/webhook/verify.js';
+import { createGraphEmulator, type GraphEmulator } from '../../../src/tools/emulator/emulator.js';
+import { createKeyResolver } from '../../../src/webhook/keys.js';
+import { createNotificationVerifier } from '../../../src/webhook/verify.js';
 import { call, graphError, postReject } from './support.js';
 
 /** The emulator as Graph's notifier, against a callback that records what it receives. */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createGraphEmulator, type GraphEmulator } from '../../src/emulator/emulator.js';
+import { createGraphEmulator, type GraphEmulator } from '../../../src/tools/emulator/emulator.js';
 import { call } from './support.js';
 
 const TENANT = 'contoso';

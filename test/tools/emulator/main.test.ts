@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { GraphEmulator } from '../../src/emulator/emulator.js';
-import { runEmulateGraph } from '../../src/emulator/main.js';
+import type { GraphEmulator } from '../../../src/tools/emulator/emulator.js';
+import { runEmulateGraph } from '../../../src/tools/emulator/main.js';
 import { call, postReject } from './support.js';
 
 function lines() {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { type Outcome, percentile, renderReport, summarize } from '../../src/demo/report.js';
+import {
+  type Outcome,
+  percentile,
+  renderReport,
+  summarize,
+} from '../../../src/tools/demo/report.js';
 
 describe('percentile', () => {
   it('is the nearest rank', () => {
