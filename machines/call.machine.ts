@@ -1,5 +1,5 @@
 import { and, assign, fromPromise, setup } from 'xstate';
-import { backoffDelay, isRetryableStatus, RETRY_POLICY } from './backoff.js';
+import { backoffDelay, isRetryableStatus, RETRY_POLICY } from './retry.js';
 import type {
   CallContext,
   CallEvent,
@@ -9,31 +9,6 @@ import type {
   RejectRequest,
   TerminationInfo,
 } from './types.js';
-
-/** Final states of the call, in the contract's words. */
-export const FINAL_STATES = ['rejected', 'answered', 'timedOut', 'ended', 'failed'] as const;
-export type FinalStateName = (typeof FINAL_STATES)[number];
-
-/** Whether a state of the contract is final. */
-export function isFinalState(state: string): state is FinalStateName {
-  return (FINAL_STATES as readonly string[]).includes(state);
-}
-
-const REFUSALS: Readonly<Record<FinalStateName, string>> = {
-  rejected: 'the call was already rejected',
-  answered: 'the call was answered',
-  timedOut: 'the answer window has closed',
-  ended: 'the call has ended',
-  failed: 'the reject was already tried and failed',
-};
-
-/**
- * Why a command to a call that is already final cannot apply. A final actor
- * takes no events, so the host asks here instead.
- */
-export function whyRefused(state: FinalStateName): string {
-  return REFUSALS[state];
-}
 
 function describeTermination(info: TerminationInfo): string {
   const code = [info.code, info.subcode].filter(Boolean).join('/');

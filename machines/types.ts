@@ -1,3 +1,5 @@
+import type { StateName } from './states.js';
+
 /**
  * Domain types of the call statechart. Plain data, no behaviour: the machine,
  * the host and the wire contract all speak in these terms.
@@ -6,15 +8,8 @@
 /** Why the bot turns the call down; sent to Graph in lower case. */
 export type RejectReason = 'none' | 'busy' | 'forbidden';
 
-/** The contract's state names. `rejecting` may carry a sub-state. */
-export type CallStateName =
-  | 'ringing'
-  | 'rejecting'
-  | 'rejected'
-  | 'answered'
-  | 'timedOut'
-  | 'ended'
-  | 'failed';
+/** The contract's state names (`machines/states.ts`). `rejecting` may carry a sub-state. */
+export type CallStateName = StateName;
 
 /** What the machine is created from when a call's `call.incoming` arrives. */
 export interface CallInput {

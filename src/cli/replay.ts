@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { SingleBar } from 'cli-progress';
-import { STATE_NAMES } from '../contract/records.js';
+import { STATE_NAMES } from '../../machines/states.js';
 import { type ReplayReport, replayFile } from '../replay/replay.js';
 
 const DEFAULT_WINDOW_MS = 15_000;

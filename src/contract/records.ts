@@ -1,16 +1,6 @@
 import { z } from 'zod';
+import { STATE_NAMES } from '../../machines/states.js';
 import { REJECT_REASONS } from './events.js';
-
-/** The contract's state names. */
-export const STATE_NAMES = [
-  'ringing',
-  'rejecting',
-  'rejected',
-  'answered',
-  'timedOut',
-  'ended',
-  'failed',
-] as const;
 
 const StateName = z.enum(STATE_NAMES);
 

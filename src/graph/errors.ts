@@ -1,3 +1,5 @@
+import { isRetryableStatus } from '../../machines/retry.js';
+
 /**
  * The typed error of one failed Graph request, and the parsers for what Graph
  * sends back with it: the error body and `Retry-After`.
@@ -5,9 +7,6 @@
 
 /** Stable codes: match on these, never on the message. */
 export type GraphErrorCode = 'GRAPH_HTTP' | 'GRAPH_NETWORK' | 'GRAPH_TIMEOUT' | 'GRAPH_TOKEN';
-
-/** Graph's throttling and transient statuses (learn.microsoft.com/graph/throttling). */
-const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 
 /** How much of a non-JSON body (a proxy's HTML page) is kept as the message. */
 const MAX_TEXT_MESSAGE = 200;
@@ -71,7 +70,8 @@ export class GraphRequestError extends Error {
     this.requestId = facts.requestId;
     this.clientRequestId = facts.clientRequestId;
     this.maybeDelivered = facts.maybeDelivered ?? false;
-    this.retryable = facts.code === 'GRAPH_HTTP' ? RETRYABLE_STATUS.has(facts.status ?? 0) : true;
+    // The call machine's own policy: no response, throttling and transient 5xx.
+    this.retryable = isRetryableStatus(facts.status);
   }
 
   /** The error for an HTTP response outside 2xx; `now` resolves a date-form `Retry-After`. */

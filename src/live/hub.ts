@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isFinalState } from '../../machines/call.machine.js';
+import { isFinalState } from '../../machines/states.js';
 import type { LifecycleRecord } from '../contract/records.js';
-import { STATE_NAMES } from '../contract/records.js';
+import { STATE_NAMES } from '../../machines/states.js';
 import type { Route } from '../service/http.js';
 import { LIVE_PAGE_CSP, LIVE_PAGE_HTML } from './page.js';
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { STATE_NAMES } from '../../machines/states.js';
 
 /**
  * The live page: one HTML document with its style and script inline (no
@@ -38,7 +39,7 @@ td.id { font-family: ui-monospace, monospace; font-size: 12px; }
 
 const SCRIPT = `
 'use strict';
-var STATES = ['ringing', 'rejecting', 'rejected', 'answered', 'timedOut', 'ended', 'failed'];
+var STATES = ${JSON.stringify(STATE_NAMES)};
 var calls = new Map();
 var recent = [];
 var offset = 0;

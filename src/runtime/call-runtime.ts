@@ -6,12 +6,8 @@ import {
   type Observer,
   type Snapshot,
 } from 'xstate';
-import {
-  callMachine,
-  type FinalStateName,
-  isFinalState,
-  whyRefused,
-} from '../../machines/call.machine.js';
+import { callMachine } from '../../machines/call.machine.js';
+import { type FinalStateName, isFinalState, whyRefused } from '../../machines/states.js';
 import type {
   CallContext,
   CallEvent,

@@ -1,6 +1,6 @@
 import { type ConsumerMessages, type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isFinalState } from '../../machines/call.machine.js';
+import { isFinalState } from '../../machines/states.js';
 import {
   type BusNames,
   busNames,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FINAL_STATES } from '../../machines/call.machine.js';
+import { FINAL_STATES } from '../../machines/states.js';
 import { replay } from '../../src/replay/replay.js';
 
 const WINDOW_MS = 2_000;

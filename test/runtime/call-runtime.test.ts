@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
-import { backoffDelay } from '../../machines/backoff.js';
-import { whyRefused } from '../../machines/call.machine.js';
+import { backoffDelay } from '../../machines/retry.js';
+import { whyRefused } from '../../machines/states.js';
 import type { RejectOutcome, RejectReason, RejectRequest } from '../../machines/types.js';
 import type { CallEnvelope } from '../../src/contract/events.js';
 import { LifecycleRecord } from '../../src/contract/records.js';

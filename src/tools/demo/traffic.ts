@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { FINAL_STATES, type FinalStateName } from '../../../machines/call.machine.js';
+import { FINAL_STATES, type FinalStateName } from '../../../machines/states.js';
 import type { TrafficKind } from '../../replay/generate.js';
 import type { FaultRule } from '../emulator/emulator.js';
 

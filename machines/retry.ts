@@ -1,7 +1,9 @@
 /**
- * Retry timing for reject requests: capped exponential back-off with jitter,
- * honouring Retry-After. Pure: the jitter is derived from the call id and the
- * attempt, so a replay of the same log schedules the same retries.
+ * The one retry policy for reject requests: which outcomes may be retried,
+ * how many requests a call may make, and the capped exponential back-off with
+ * jitter that honours Retry-After. Pure: the jitter is derived from the call
+ * id and the attempt, so a replay of the same log schedules the same retries.
+ * The Graph client reads its `retryable` hint from here too.
  */
 
 export const RETRY_POLICY = {
@@ -13,7 +15,10 @@ export const RETRY_POLICY = {
   maxAttempts: 8,
 } as const;
 
-/** Statuses after which Graph may accept the same request later. `null`: no response. */
+/**
+ * Statuses after which Graph may accept the same request later: throttling
+ * and transient errors (learn.microsoft.com/graph/throttling). `null`: no response.
+ */
 export function isRetryableStatus(status: number | null): boolean {
   return (
     status === null ||
