@@ -9,7 +9,7 @@ import { type CallEnvelope, parseEnvelopeText } from '../src/contract/events.js'
 import { generateTraffic } from '../src/replay/generate.js';
 import { replayFile } from '../src/replay/replay.js';
 import { createCallRuntime } from '../src/runtime/call-runtime.js';
-import { createFinalFilter } from '../src/service/final-filter.js';
+import { createFinalFilter } from '../src/runtime/final-filter.js';
 
 const CALLS = 100_000;
 const WINDOW_MS = 15_000;
@@ -59,7 +59,6 @@ export function heapPerRingingCall(): Record<string, string | number> {
     clock,
     windowMs: WINDOW_MS,
     control: { reject: () => Promise.resolve({ status: 202, maybeDelivered: false }) },
-    sink: { lifecycle: () => {} },
   });
   for (const envelope of envelopes) runtime.deliver(envelope);
   gc();
@@ -75,8 +74,8 @@ export function heapPerRingingCall(): Record<string, string | number> {
 
 /**
  * What remembering a final call costs: a whole tombstone in the runtime (its
- * call id, the tombstone and its eviction timer; the call's deadline timer
- * has fired), against the 32-bit hash of its id the service keeps once the
+ * call id, the tombstone and when it was made; the call's deadline timer has
+ * fired), against the 32-bit hash of its id the service keeps once the
  * tombstone has left memory. Call ids are made inside each measurement, as
  * parsing a message makes them.
  */
@@ -100,9 +99,8 @@ export function heapPerFinalCall(): Record<string, string | number> {
   const runtime = createCallRuntime({
     clock,
     windowMs: WINDOW_MS,
-    retentionMs: 3_600_000,
+    tombstoneMemoryMs: 3_600_000,
     control: { reject: () => Promise.resolve({ status: 202, maybeDelivered: false }) },
-    sink: { lifecycle: () => {} },
   });
   for (let i = 0; i < CALLS; i++) {
     const callId = randomUUID();
@@ -171,7 +169,6 @@ export async function runtimePhases(): Promise<Record<string, string | number>> 
       clock,
       windowMs: WINDOW_MS,
       control: { reject: () => Promise.resolve({ status: 202, maybeDelivered: false }) },
-      sink: { lifecycle: () => {} },
     });
     const ids = Array.from({ length: calls }, (_, i) => `c${i}`);
     const texts = ids.map((callId) =>

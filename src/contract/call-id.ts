@@ -34,3 +34,20 @@ export function canonicalCallId(raw: string): CallIdResult {
   }
   return { ok: true, callId: compact };
 }
+
+const ENCODER = new TextEncoder();
+
+/**
+ * FNV-1a (32 bits) of a call id's UTF-8 bytes: the hash nats-server's subject
+ * mapping `{{partition(n,…)}}` computes for a subject token, so a call's
+ * partition can be computed here and by the server alike. Also the key of
+ * final calls remembered only by a hash.
+ */
+export function callIdHash(callId: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of ENCODER.encode(callId)) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}

@@ -66,25 +66,26 @@ export async function replay(
     () => clock.now(),
     () => step++,
   );
+  const keepRecord = (record: LifecycleRecord) => {
+    const call = calls[record.callId];
+    if (call) {
+      call.state = record.state;
+      call.attempts = record.attempts ?? call.attempts;
+      if (keep) call.transitions.push(record);
+    } else {
+      calls[record.callId] = {
+        state: record.state,
+        attempts: record.attempts ?? 0,
+        transitions: keep ? [record] : [],
+      };
+    }
+  };
   const runtime = createCallRuntime({
     clock,
     windowMs: options.windowMs,
     control: graph,
-    sink: {
-      lifecycle(record) {
-        const call = calls[record.callId];
-        if (call) {
-          call.state = record.state;
-          call.attempts = record.attempts ?? call.attempts;
-          if (keep) call.transitions.push(record);
-        } else {
-          calls[record.callId] = {
-            state: record.state,
-            attempts: record.attempts ?? 0,
-            transitions: keep ? [record] : [],
-          };
-        }
-      },
+    onChanges(changes) {
+      for (const change of changes) for (const record of change.records) keepRecord(record);
     },
   });
   graph.attach(runtime);

@@ -21,7 +21,9 @@ beforeEach(async () => {
     clock: systemClock,
     windowMs: 5_000,
     control: client,
-    sink: { lifecycle: (record) => records.push(record) },
+    onChanges: (changes) => {
+      for (const change of changes) records.push(...change.records);
+    },
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { initialTransition, type SnapshotFrom, transition } from 'xstate';
-import { backoffDelay, RETRY_POLICY } from '../../machines/retry.js';
 import { callMachine } from '../../machines/call.machine.js';
+import { backoffDelay, RETRY_POLICY } from '../../machines/retry.js';
 import { FINAL_STATES, whyRefused } from '../../machines/states.js';
 import type { CallEvent, CallInput, RejectOutcome, RejectReason } from '../../machines/types.js';
 

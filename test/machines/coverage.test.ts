@@ -8,8 +8,8 @@ import {
   type StatePath,
   serializeSnapshot,
 } from 'xstate/graph';
-import { isRetryableStatus, RETRY_POLICY } from '../../machines/retry.js';
 import { callMachine } from '../../machines/call.machine.js';
+import { isRetryableStatus, RETRY_POLICY } from '../../machines/retry.js';
 import type { CallEvent, CallInput, RejectOutcome } from '../../machines/types.js';
 
 /**

@@ -17,8 +17,17 @@ const SHAPES: Readonly<Record<number, string>> = {
   ].join(' '),
 };
 
+interface Node {
+  readonly id: string;
+  readonly states: Readonly<Record<string, Node>>;
+}
+
+function stateIds(node: Node): string[] {
+  return [node.id, ...Object.values(node.states).flatMap(stateIds)];
+}
+
 function shapeOf(machine: typeof callMachine): string {
-  const states = [...machine.idMap.keys()].sort().join(', ');
+  const states = stateIds(machine.root).sort().join(', ');
   const input = { callId: 'c', at: 0, now: 0, windowMs: 100 };
   const context = Object.keys(createActor(machine, { input }).getSnapshot().context)
     .sort()

@@ -1,11 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { SimulatedClock } from 'xstate';
+import { type AnyActorRef, SimulatedClock } from 'xstate';
 import { backoffDelay } from '../../machines/retry.js';
 import { whyRefused } from '../../machines/states.js';
 import type { RejectOutcome, RejectReason, RejectRequest } from '../../machines/types.js';
 import type { CallEnvelope } from '../../src/contract/events.js';
 import { LifecycleRecord } from '../../src/contract/records.js';
-import { createCallRuntime, type PersistedCall } from '../../src/runtime/call-runtime.js';
+import {
+  type CallChange,
+  type CallRuntime,
+  createCallRuntime,
+  type PersistedCall,
+} from '../../src/runtime/call-runtime.js';
 import type { CallControl } from '../../src/runtime/ports.js';
 
 const CALL_ID = '57dab8b1-894c-409a-b240-bd8beae78896';
@@ -27,7 +32,14 @@ interface SentRequest {
  * outcomes in order (202 once they run out); `'pending'` leaves a request in
  * flight until the test settles it.
  */
-function harness(options: { now?: number; outcomes?: Array<Outcome | 'pending'> } = {}) {
+function harness(
+  options: {
+    now?: number;
+    outcomes?: Array<Outcome | 'pending'>;
+    idleAwake?: number;
+    keepAwake?: boolean;
+  } = {},
+) {
   const clock = new SimulatedClock();
   clock.set(options.now ?? T0);
   const script = [...(options.outcomes ?? [])];
@@ -43,14 +55,43 @@ function harness(options: { now?: number; outcomes?: Array<Outcome | 'pending'> 
       });
     },
   };
+  const changes: CallChange<undefined>[] = [];
+  const actors: string[] = [];
   const runtime = createCallRuntime({
     clock,
     windowMs: WINDOW_MS,
     control,
-    sink: { lifecycle: (record) => records.push(LifecycleRecord.parse(record)) },
+    onChanges: (step) => {
+      changes.push(...step);
+      for (const change of step) {
+        for (const record of change.records) records.push(LifecycleRecord.parse(record));
+      }
+    },
     log: { warn: (fields, message) => warnings.push({ fields, message }), error: () => {} },
+    idleAwake: options.idleAwake ?? 0,
+    ...(options.keepAwake && { keepAwake: true }),
+    // Every actor the runtime starts: a call that rests is started again when woken.
+    inspect: (event) => {
+      const { id } = event.actorRef as AnyActorRef;
+      if (event.type === '@xstate.actor' && id !== 'reject') actors.push(id);
+    },
   });
-  return { clock, runtime, records, sent, warnings, states: () => records.map((r) => r.state) };
+  return {
+    clock,
+    runtime,
+    records,
+    changes,
+    actors,
+    sent,
+    warnings,
+    states: () => records.map((r) => r.state),
+  };
+}
+
+/** What a store would write for the call now: its snapshot. */
+function snapshotOf<M>(runtime: CallRuntime<M>, callId = CALL_ID): PersistedCall | undefined {
+  const form = runtime.storedFormOf(callId);
+  return form && 'snapshot' in form ? form.snapshot : undefined;
 }
 
 function incoming(at = T0): CallEnvelope {
@@ -180,7 +221,7 @@ describe('lifecycle records', () => {
     const { runtime, records } = harness();
     runtime.deliver(incoming());
 
-    expect(runtime.deliver(terminated(T0 + 500))).toBe('applied');
+    expect(runtime.deliver(terminated(T0 + 500)).delivery).toBe('applied');
 
     expect(records.at(-1)).toMatchObject({
       state: 'ended',
@@ -221,7 +262,7 @@ describe('answered while a reject is in flight', () => {
     runtime.deliver(incoming());
     runtime.deliver(reject(T0 + 1_000));
 
-    expect(runtime.deliver(answered(T0 + 1_200))).toBe('applied');
+    expect(runtime.deliver(answered(T0 + 1_200)).delivery).toBe('applied');
 
     expect(sent[0]?.signal.aborted).toBe(true);
     expect(records.at(-1)).toMatchObject({ state: 'answered', previous: 'rejecting' });
@@ -245,7 +286,7 @@ describe('events that arrive before their call', () => {
   it('holds them and applies them after the call.incoming', () => {
     const { runtime, states, sent } = harness();
 
-    expect(runtime.deliver(reject(T0 + 100))).toBe('held');
+    expect(runtime.deliver(reject(T0 + 100)).delivery).toBe('held');
     expect(states()).toEqual([]);
     expect(sent).toEqual([]);
 
@@ -288,7 +329,7 @@ describe('repeated events and events for final calls', () => {
     const { runtime, records } = harness();
     runtime.deliver(incoming());
 
-    expect(runtime.deliver(incoming(T0 + 10))).toBe('duplicate');
+    expect(runtime.deliver(incoming(T0 + 10)).delivery).toBe('duplicate');
 
     expect(records).toHaveLength(1);
     expect(runtime.liveCount).toBe(1);
@@ -304,7 +345,7 @@ describe('repeated events and events for final calls', () => {
     runtime.deliver(answered(T0 + 1_000));
     const before = records.length;
 
-    expect(runtime.deliver(envelope)).toBe('ignoredFinal');
+    expect(runtime.deliver(envelope).delivery).toBe('ignoredFinal');
 
     expect(records).toHaveLength(before);
   });
@@ -315,7 +356,7 @@ describe('repeated events and events for final calls', () => {
     runtime.deliver(answered(T0 + 1_000));
     clock.set(T0 + 2_000);
 
-    expect(runtime.deliver(reject(T0 + 2_000))).toBe('refused');
+    expect(runtime.deliver(reject(T0 + 2_000)).delivery).toBe('refused');
 
     expect(records.at(-1)).toEqual({
       callId: CALL_ID,
@@ -333,7 +374,7 @@ describe('repeated events and events for final calls', () => {
     runtime.deliver(reject(T0 + 1_000));
     await flush();
 
-    expect(runtime.deliver(reject(T0 + 2_000, 'none'))).toBe('refused');
+    expect(runtime.deliver(reject(T0 + 2_000, 'none')).delivery).toBe('refused');
 
     expect(records.at(-1)).toMatchObject({
       state: 'rejected',
@@ -349,7 +390,7 @@ describe('repeated events and events for final calls', () => {
     runtime.deliver(incoming());
     clock.set(DEADLINE);
 
-    expect(runtime.deliver(reject(DEADLINE))).toBe('refused');
+    expect(runtime.deliver(reject(DEADLINE)).delivery).toBe('refused');
 
     expect(records.at(-1)?.refused).toEqual({
       type: 'call.reject',
@@ -362,7 +403,7 @@ describe('repeated events and events for final calls', () => {
     runtime.deliver(incoming());
     runtime.deliver(reject(T0 + 1_000));
 
-    expect(runtime.deliver(reject(T0 + 1_500, 'none'))).toBe('refused');
+    expect(runtime.deliver(reject(T0 + 1_500, 'none')).delivery).toBe('refused');
 
     expect(sent).toHaveLength(1);
     expect(records.at(-1)).toMatchObject({
@@ -379,7 +420,7 @@ describe('persist and restore', () => {
   it('times out a restored ringing call at its original deadline', () => {
     const first = harness();
     first.runtime.deliver(incoming(T0));
-    const persisted = roundTrip(first.runtime.persist(CALL_ID));
+    const persisted = roundTrip(snapshotOf(first.runtime));
 
     const second = harness({ now: T0 + 5_000 });
     second.runtime.restore(persisted);
@@ -411,7 +452,7 @@ describe('persist and restore', () => {
     first.runtime.deliver(reject(T0 + 1_000));
     await flush();
     const retryAt = T0 + 1_000 + backoffDelay(CALL_ID, 1, retryAfterMs);
-    const persisted = roundTrip(first.runtime.persist(CALL_ID));
+    const persisted = roundTrip(snapshotOf(first.runtime));
     expect(persisted.context.retryAt).toBe(retryAt);
 
     const second = harness({ now: T0 + 5_000 });
@@ -451,7 +492,7 @@ describe('persist and restore', () => {
     first.runtime.deliver(incoming(T0));
     first.clock.set(T0 + 1_000);
     first.runtime.deliver(reject(T0 + 1_000));
-    const persisted = roundTrip(first.runtime.persist(CALL_ID));
+    const persisted = roundTrip(snapshotOf(first.runtime));
     expect(persisted.context.attempts).toBe(1);
 
     const second = harness({ now: T0 + 5_000, outcomes: ['pending'] });
@@ -466,7 +507,7 @@ describe('persist and restore', () => {
       deadline: DEADLINE,
       remainingMs: DEADLINE - (T0 + 5_000),
     });
-    expect(second.runtime.persist(CALL_ID)?.context).toMatchObject({
+    expect(snapshotOf(second.runtime)?.context).toMatchObject({
       attempts: 2,
       outcomeUnknown: true,
     });
@@ -477,7 +518,7 @@ describe('persist and restore', () => {
     first.runtime.deliver(incoming(T0));
     first.clock.set(T0 + 1_000);
     first.runtime.deliver(reject(T0 + 1_000));
-    const persisted = roundTrip(first.runtime.persist(CALL_ID));
+    const persisted = roundTrip(snapshotOf(first.runtime));
 
     const second = harness({
       now: T0 + 5_000,
@@ -503,7 +544,7 @@ describe('persist and restore', () => {
     const first = harness({ outcomes: ['pending'] });
     first.runtime.deliver(incoming(T0));
     first.runtime.deliver(reject(T0 + 1_000));
-    const persisted = roundTrip(first.runtime.persist(CALL_ID));
+    const persisted = roundTrip(snapshotOf(first.runtime));
 
     const second = harness({ now: T0 + 5_000, outcomes: ['pending'] });
     second.runtime.restore(persisted);
@@ -528,7 +569,7 @@ describe('a redelivered reject', () => {
     });
     runtime.deliver(incoming(T0));
     clock.set(T0 + 1_000);
-    expect(runtime.deliver(reject(T0 + 1_000), { redelivered: true })).toBe('applied');
+    expect(runtime.deliver(reject(T0 + 1_000), { redelivered: true }).delivery).toBe('applied');
     await flush();
     expect(sent).toHaveLength(1);
     expect(runtime.stateOf(CALL_ID)).toBe('rejected');
@@ -542,7 +583,7 @@ describe('requests left to send again later (deferResend)', () => {
     first.runtime.deliver(incoming(T0));
     first.clock.set(T0 + 1_000);
     first.runtime.deliver(reject(T0 + 1_000));
-    return roundTrip(first.runtime.persist(CALL_ID));
+    return roundTrip(snapshotOf(first.runtime));
   }
 
   it('sends nothing on restore, then the request once, when asked', () => {
@@ -564,7 +605,7 @@ describe('requests left to send again later (deferResend)', () => {
     });
     second.runtime.restore(persistedInFlight(), { deferResend: true });
     // A second reject: refused, because the recovered request is under way.
-    expect(second.runtime.deliver(reject(T0 + 5_000))).toBe('refused');
+    expect(second.runtime.deliver(reject(T0 + 5_000)).delivery).toBe('refused');
     expect(second.sent.map((s) => s.request.attempt)).toEqual([2]);
     expect(second.runtime.resendDeferred(10)).toBe(0);
     await flush();
@@ -592,7 +633,7 @@ describe('a call restored after its retry time and its deadline', () => {
     first.runtime.deliver(incoming(T0));
     first.runtime.deliver(reject(T0 + 1_000));
     await flush();
-    const persisted = roundTrip(first.runtime.persist(CALL_ID));
+    const persisted = roundTrip(snapshotOf(first.runtime));
 
     const second = harness({ now: DEADLINE + 5_000 });
     second.runtime.restore(persisted);
@@ -608,18 +649,26 @@ describe('a call restored after its retry time and its deadline', () => {
 
 describe('resting calls', () => {
   it('keeps a running actor only while a request is in flight', async () => {
-    const { clock, runtime, sent } = harness({ outcomes: ['pending'] });
+    const { clock, runtime, sent, actors } = harness({ outcomes: ['pending', 'pending'] });
     runtime.deliver(incoming(T0));
-    expect([runtime.liveCount, runtime.awakeCount]).toEqual([1, 0]);
+    expect(actors).toEqual([CALL_ID]);
 
+    // It rested while ringing: the reject starts its actor again from the snapshot.
     clock.set(T0 + 1_000);
     runtime.deliver(reject(T0 + 1_000));
-    expect([runtime.liveCount, runtime.awakeCount]).toEqual([1, 1]);
+    expect(actors).toEqual([CALL_ID, CALL_ID]);
+    // While the request is in flight it keeps running.
+    expect(runtime.deliver(reject(T0 + 1_100)).delivery).toBe('refused');
+    expect(actors).toHaveLength(2);
 
     sent[0]?.settle({ status: 503, maybeDelivered: false });
     await flush();
     expect(runtime.stateOf(CALL_ID)).toBe('rejecting');
-    expect([runtime.liveCount, runtime.awakeCount]).toEqual([1, 0]);
+    // Backing off, it rested again: the retry wakes it once more.
+    clock.set(T0 + 1_000 + backoffDelay(CALL_ID, 1));
+    runtime.scheduler.fireDue();
+    expect(actors).toEqual([CALL_ID, CALL_ID, CALL_ID]);
+    expect(sent.map((s) => s.request.attempt)).toEqual([1, 2]);
   });
 
   it('persists the same snapshot whether the call rests or runs', () => {
@@ -629,12 +678,12 @@ describe('resting calls', () => {
     running.runtime.deliver(incoming(T0));
     running.runtime.deliver(reject(T0));
 
-    expect(roundTrip(resting.runtime.persist(CALL_ID))).toMatchObject({
+    expect(roundTrip(snapshotOf(resting.runtime))).toMatchObject({
       status: 'active',
       value: 'ringing',
       context: { callId: CALL_ID, deadline: DEADLINE, attempts: 0 },
     });
-    expect(roundTrip(running.runtime.persist(CALL_ID))).toMatchObject({
+    expect(roundTrip(snapshotOf(running.runtime))).toMatchObject({
       status: 'active',
       value: { rejecting: 'sending' },
       context: { callId: CALL_ID, deadline: DEADLINE, attempts: 1, reason: 'busy' },
@@ -643,7 +692,7 @@ describe('resting calls', () => {
 });
 
 describe('stop', () => {
-  it('publishes nothing for outcomes or deadlines that come after it', async () => {
+  it('publishes nothing for outcomes or deadlines that come after it, and forgets every call', async () => {
     const { clock, runtime, records, sent } = harness({ outcomes: ['pending'] });
     runtime.deliver(incoming());
     runtime.deliver(reject(T0 + 1_000));
@@ -656,82 +705,113 @@ describe('stop', () => {
 
     expect(records).toHaveLength(before);
     expect(runtime.liveCount).toBe(0);
+    expect(runtime.storedFormOf(CALL_ID)).toBeUndefined();
   });
 });
 
-describe('onChange', () => {
-  it('reports each changed call with its snapshot, before deliver returns and after an outcome', async () => {
+describe('onChanges', () => {
+  type Seen = [string, CallChange<string>['cause'], 'nothing' | 'current' | 'final', string[]];
+  const seen = (change: CallChange<string> | undefined): Seen | undefined =>
+    change && [
+      change.callId,
+      change.cause,
+      typeof change.store === 'object' ? 'final' : change.store,
+      change.records.map((record) => record.state),
+    ];
+
+  it("hands over each step's changes with their cause: before deliver returns, after an outcome, after a timer", async () => {
     const clock = new SimulatedClock();
     clock.set(T0);
-    const changes: Array<[string, unknown, string]> = [];
+    const changes: CallChange<string>[] = [];
     let settle: ((outcome: Outcome) => void) | undefined;
-    const runtime = createCallRuntime({
+    const runtime = createCallRuntime<string>({
       clock,
       windowMs: WINDOW_MS,
       control: { reject: () => new Promise((resolve) => (settle = resolve)) },
-      sink: { lifecycle: () => {} },
-      onChange: (callId, read) => {
-        const snapshot = read();
-        if (snapshot) changes.push([callId, snapshot.value, snapshot.status]);
-      },
+      onChanges: (step) => changes.push(...step),
     });
 
-    runtime.deliver(incoming(T0));
-    expect(changes).toEqual([[CALL_ID, 'ringing', 'active']]);
+    runtime.deliver(incoming(T0), { message: 'm1' });
+    expect(changes.map(seen)).toEqual([
+      [CALL_ID, { kind: 'event', message: 'm1' }, 'current', ['ringing']],
+    ]);
 
-    runtime.deliver(reject(T0 + 1_000));
-    expect(changes.at(-1)).toEqual([CALL_ID, { rejecting: 'sending' }, 'active']);
+    runtime.deliver(reject(T0 + 1_000), { message: 'm2' });
+    expect(seen(changes.at(-1))).toEqual([
+      CALL_ID,
+      { kind: 'event', message: 'm2' },
+      'current',
+      ['rejecting'],
+    ]);
 
-    runtime.deliver(reject(T0 + 1_500));
-    expect(changes).toHaveLength(2);
+    // A refusal: its record, and nothing to store.
+    runtime.deliver(reject(T0 + 1_500), { message: 'm3' });
+    expect(seen(changes.at(-1))).toEqual([
+      CALL_ID,
+      { kind: 'event', message: 'm3' },
+      'nothing',
+      ['rejecting'],
+    ]);
 
     settle?.({ status: 503, maybeDelivered: false });
     await flush();
-    expect(changes.at(-1)).toEqual([CALL_ID, { rejecting: 'waiting' }, 'active']);
+    expect(seen(changes.at(-1))).toEqual([CALL_ID, { kind: 'outcome' }, 'current', []]);
+    expect(snapshotOf(runtime)?.value).toEqual({ rejecting: 'waiting' });
 
     clock.set(T0 + 14_000);
     runtime.scheduler.fireDue();
+    expect(seen(changes.at(-1))).toEqual([CALL_ID, { kind: 'timer' }, 'current', []]);
+
     settle?.(ACCEPTED);
     await flush();
-    expect(changes.at(-1)).toEqual([CALL_ID, 'rejected', 'done']);
-    expect(runtime.awakeCount).toBe(0);
+    const last = changes.at(-1);
+    expect(seen(last)).toEqual([CALL_ID, { kind: 'outcome' }, 'final', ['rejected']]);
+    expect(last?.store).toMatchObject({ final: { status: 'done', value: 'rejected' } });
+    expect(last?.deadline).toBe(DEADLINE);
+    expect(changes).toHaveLength(6);
   });
 });
 
 describe('keepAwake', () => {
-  it('keeps one running actor per live call, for an inspector to follow', () => {
-    const clock = new SimulatedClock();
-    clock.set(T0);
-    const runtime = createCallRuntime({
-      clock,
-      windowMs: WINDOW_MS,
-      control: { reject: () => Promise.resolve(ACCEPTED) },
-      sink: { lifecycle: () => {} },
+  it('keeps one running actor per live call for its whole life, for an inspector to follow', async () => {
+    const { clock, runtime, actors } = harness({
       keepAwake: true,
+      outcomes: [{ status: 503, maybeDelivered: false }],
     });
     runtime.deliver(incoming(T0));
-    expect([runtime.liveCount, runtime.awakeCount]).toEqual([1, 1]);
-    clock.set(DEADLINE);
+    clock.set(T0 + 1_000);
+    runtime.deliver(reject(T0 + 1_000));
+    await flush();
+    clock.set(T0 + 5_000);
     runtime.scheduler.fireDue();
-    expect(runtime.stateOf(CALL_ID)).toBe('timedOut');
-    expect(runtime.awakeCount).toBe(0);
+    await flush();
+    expect(runtime.stateOf(CALL_ID)).toBe('rejected');
+    expect(actors).toEqual([CALL_ID]);
   });
 });
 
-describe('contextOf', () => {
-  it("reads a live call's context whether it rests or runs, and nothing once it is final", async () => {
+describe('storedFormOf', () => {
+  it("gives a call's held events before it is seen, its snapshot whether it rests or runs, and nothing once it is final", async () => {
     const { clock, runtime, sent } = harness({ outcomes: ['pending'] });
+    const other = '99999999-9999-4999-8999-999999999999';
+    runtime.deliver({ ...answered(T0), callId: other });
+    expect(runtime.storedFormOf(other)).toEqual({ held: [{ ...answered(T0), callId: other }] });
+
     runtime.deliver(incoming(T0));
-    expect(runtime.awakeCount).toBe(0);
-    expect(runtime.contextOf(CALL_ID)).toMatchObject({ callId: CALL_ID, deadline: DEADLINE });
+    expect(snapshotOf(runtime)).toMatchObject({
+      value: 'ringing',
+      context: { callId: CALL_ID, deadline: DEADLINE },
+    });
     clock.set(T0 + 1_000);
     runtime.deliver(reject(T0 + 1_000));
-    expect(runtime.awakeCount).toBe(1);
-    expect(runtime.contextOf(CALL_ID)).toMatchObject({ deadline: DEADLINE, attempts: 1 });
+    expect(snapshotOf(runtime)).toMatchObject({
+      value: { rejecting: 'sending' },
+      context: { deadline: DEADLINE, attempts: 1 },
+    });
     sent[0]?.settle(ACCEPTED);
     await flush();
     expect(runtime.stateOf(CALL_ID)).toBe('rejected');
-    expect(runtime.contextOf(CALL_ID)).toBeUndefined();
+    expect(runtime.storedFormOf(CALL_ID)).toBeUndefined();
   });
 });
 
@@ -740,74 +820,21 @@ describe('idleAwake', () => {
     '11111111-1111-4111-8111-111111111111',
     '22222222-2222-4222-8222-222222222222',
     '33333333-3333-4333-8333-333333333333',
-  ];
+  ] as const;
   const incomingFor = (callId: string): CallEnvelope => ({ ...incoming(T0), callId });
-  const rejectFor = (callId: string, at: number): CallEnvelope => ({ ...reject(at), callId });
-
-  function idleHarness(idleAwake: number) {
-    const clock = new SimulatedClock();
-    clock.set(T0);
-    const reads: string[] = [];
-    const changes: Array<[string, () => PersistedCall | undefined]> = [];
-    const runtime = createCallRuntime({
-      clock,
-      windowMs: WINDOW_MS,
-      control: { reject: () => Promise.resolve(ACCEPTED) },
-      sink: { lifecycle: () => {} },
-      idleAwake,
-      onChange: (callId, read) =>
-        changes.push([
-          callId,
-          () => {
-            reads.push(callId);
-            return read();
-          },
-        ]),
-    });
-    return { clock, runtime, changes, reads };
-  }
 
   it('keeps the most recently used waiting calls awake, resting the least recently used beyond the limit', () => {
-    const { runtime } = idleHarness(2);
-    runtime.deliver(incomingFor(ids[0] as string));
-    runtime.deliver(incomingFor(ids[1] as string));
-    expect([runtime.liveCount, runtime.awakeCount]).toEqual([2, 2]);
-    runtime.deliver(incomingFor(ids[2] as string));
-    expect([runtime.liveCount, runtime.awakeCount]).toEqual([3, 2]);
-    // The first call rested: it comes back from its snapshot, and still behaves.
-    expect(runtime.persist(ids[0] as string)?.value).toBe('ringing');
-    runtime.deliver(rejectFor(ids[0] as string, T0 + 500));
-    expect(runtime.stateOf(ids[0] as string)).toBe('rejecting');
-  });
-
-  it('reads a snapshot only when the host asks, and then reads what the call is now', () => {
-    const { clock, runtime, changes, reads } = idleHarness(8);
-    const callId = ids[0] as string;
-    runtime.deliver(incomingFor(callId));
-    clock.set(T0 + 1_000);
-    runtime.deliver(rejectFor(callId, T0 + 1_000));
-    expect(reads).toEqual([]);
-    expect(changes.map(([id]) => id)).toEqual([callId, callId]);
-    // The first change, read after the second step, shows the call as it is now.
-    expect(changes[0]?.[1]()?.value).toEqual({ rejecting: 'sending' });
-    expect(reads).toEqual([callId]);
-  });
-
-  it('reports a final call with its own snapshot; earlier reads then give undefined', () => {
-    const { clock, runtime, changes } = idleHarness(8);
-    const callId = ids[0] as string;
-    runtime.deliver(incomingFor(callId));
-    clock.set(T0 + 1_000);
-    runtime.deliver({ ...answered(T0 + 1_000), callId });
-    expect(changes).toHaveLength(2);
-    expect(changes[1]?.[1]()).toMatchObject({ status: 'done', value: 'answered' });
-    expect(changes[0]?.[1]()).toBeUndefined();
-  });
-
-  it('gives a lazy read of undefined once the runtime has stopped', () => {
-    const { runtime, changes } = idleHarness(8);
-    runtime.deliver(incomingFor(ids[0] as string));
-    runtime.stop();
-    expect(changes[0]?.[1]()).toBeUndefined();
+    const { runtime, actors } = harness({ idleAwake: 2 });
+    for (const id of ids) runtime.deliver(incomingFor(id));
+    expect(actors).toEqual([...ids]);
+    // The first call rested: an event starts its actor again, and it still behaves.
+    expect(snapshotOf(runtime, ids[0])?.value).toBe('ringing');
+    runtime.deliver({ ...reject(T0 + 500), callId: ids[0] });
+    expect(runtime.stateOf(ids[0])).toBe('rejecting');
+    expect(actors).toEqual([...ids, ids[0]]);
+    // The last call is among the two most recently used: still awake.
+    runtime.deliver({ ...answered(T0 + 600), callId: ids[2] });
+    expect(runtime.stateOf(ids[2])).toBe('answered');
+    expect(actors).toHaveLength(4);
   });
 });

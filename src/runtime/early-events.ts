@@ -1,0 +1,60 @@
+import type { CallEnvelope } from '../contract/events.js';
+
+interface Held {
+  readonly envelope: CallEnvelope;
+  readonly expiresAt: number;
+}
+
+/**
+ * Events for calls not seen yet, kept until their `call.incoming` arrives or
+ * the window of a call with that id could no longer be open (the event's
+ * `at`, clamped to now, plus the answer window). The only place early events
+ * live: the host stores what {@link heldFor} gives, and restores it here.
+ */
+export class EarlyEvents {
+  readonly #windowMs: number;
+  readonly #held = new Map<string, Held[]>();
+
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+  }
+
+  has(callId: string): boolean {
+    return this.#held.has(callId);
+  }
+
+  /** Keep an event; returns when it expires (epoch ms). */
+  hold(envelope: CallEnvelope, now: number): number {
+    const expiresAt = Math.min(envelope.at, now) + this.#windowMs;
+    const list = this.#held.get(envelope.callId);
+    if (list) list.push({ envelope, expiresAt });
+    else this.#held.set(envelope.callId, [{ envelope, expiresAt }]);
+    return expiresAt;
+  }
+
+  /** The events held for a call, in arrival order. */
+  heldFor(callId: string): readonly CallEnvelope[] | undefined {
+    return this.#held.get(callId)?.map((item) => item.envelope);
+  }
+
+  /** The call arrived: its events still inside their window, in order; none are kept. */
+  take(callId: string, now: number): CallEnvelope[] {
+    const list = this.#held.get(callId) ?? [];
+    this.#held.delete(callId);
+    return list.filter((item) => item.expiresAt > now).map((item) => item.envelope);
+  }
+
+  /** Drop the call's events whose window has passed; returns them. */
+  expire(callId: string, now: number): CallEnvelope[] {
+    const list = this.#held.get(callId);
+    if (!list) return [];
+    const kept = list.filter((item) => item.expiresAt > now);
+    if (kept.length > 0) this.#held.set(callId, kept);
+    else this.#held.delete(callId);
+    return list.filter((item) => item.expiresAt <= now).map((item) => item.envelope);
+  }
+
+  clear(): void {
+    this.#held.clear();
+  }
+}
