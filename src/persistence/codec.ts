@@ -1,0 +1,60 @@
+import {
+  isFinalState,
+  MACHINE_VERSION,
+  type StateValue,
+  stateNameOf,
+} from '../../machines/states.js';
+import type { Loaded, StoredCall } from './store.js';
+
+/**
+ * The stored form of a call: `{"v", "seq", "snapshot"}` or `{"v", "seq",
+ * "held"}`, where `v` is the version of the statechart that made the
+ * snapshot (`MACHINE_VERSION`).
+ *
+ * Snapshots of other versions are never restored blindly:
+ * - a value without `v` was written before versions were stored, by the
+ *   machine of version 1, and is read as version 1;
+ * - a snapshot of any other version is refused with an error naming both
+ *   versions; the host reports the call and leaves its key untouched.
+ * Held events are wire-format envelopes, the same in every version.
+ */
+
+const ENCODER = new TextEncoder();
+const DECODER = new TextDecoder();
+/** The version of values written without `v`. */
+const UNVERSIONED = 1;
+
+export function encodeCall(call: StoredCall): Uint8Array {
+  return ENCODER.encode(JSON.stringify({ v: MACHINE_VERSION, ...call }));
+}
+
+export function decodeCall(data: Uint8Array): Loaded {
+  let value: unknown;
+  try {
+    value = JSON.parse(DECODER.decode(data));
+  } catch {
+    return { ok: false, error: 'the stored value is not JSON', data };
+  }
+  if (typeof value !== 'object' || value === null) {
+    return { ok: false, error: 'the stored value is not an object', data };
+  }
+  const { v = UNVERSIONED, seq, snapshot, held } = value as Record<string, unknown>;
+  if (typeof seq !== 'number') return { ok: false, error: 'the stored value has no seq', data };
+  if (Array.isArray(held)) return { ok: true, call: { seq, held } };
+  if (typeof snapshot !== 'object' || snapshot === null) {
+    return { ok: false, error: 'the stored value has neither a snapshot nor held events', data };
+  }
+  if (v !== MACHINE_VERSION) {
+    return {
+      ok: false,
+      error: `the snapshot was stored by machine version ${JSON.stringify(v)}; this service runs version ${MACHINE_VERSION} and does not restore it`,
+      data,
+    };
+  }
+  return { ok: true, call: { seq, snapshot } as StoredCall };
+}
+
+/** Whether a stored call is final: it is never written again. */
+export function isFinalStored(call: StoredCall): boolean {
+  return 'snapshot' in call && isFinalState(stateNameOf(call.snapshot.value as StateValue));
+}

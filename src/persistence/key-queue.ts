@@ -1,0 +1,213 @@
+import type { PersistedCall } from '../runtime/types.js';
+import type { WriteResult } from './cas-writer.js';
+import type { CallSource, SaveRequest, Stored, StoredCall } from './store.js';
+
+/** What the queue needs from the bucket. */
+export interface KeyIo {
+  /** A compare-and-set write of `call` on revision `expected` (0: the key must not exist). */
+  write(
+    callId: string,
+    expected: number,
+    call: StoredCall,
+    done: (result: WriteResult) => void,
+  ): void;
+  /** The key's revision as stored now. */
+  revision(callId: string): Promise<number | undefined>;
+  /** Run `send` at the end of this turn of the event loop, with the host's other sends. */
+  defer(send: () => void): void;
+}
+
+/** Changes waiting for the key's next write. */
+interface Next {
+  final: PersistedCall | undefined;
+  readonly waiters: Stored[];
+}
+
+/** Where a key is in its life. */
+type Phase =
+  | { readonly kind: 'idle' }
+  /** The last write failed: what is in memory may be newer than what is stored. */
+  | { readonly kind: 'failed'; readonly final: PersistedCall | undefined }
+  /** A write waits for the end of the turn, to fold in the rest of this batch of messages. */
+  | { readonly kind: 'queued'; readonly next: Next }
+  /** An earlier write's outcome is unknown: the revision is read again before writing. */
+  | { readonly kind: 'reading'; readonly next: Next }
+  | {
+      readonly kind: 'writing';
+      readonly final: PersistedCall | undefined;
+      readonly waiters: Stored[];
+      next: Next | undefined;
+    };
+
+interface Key {
+  /** The revision this instance last stored; `undefined` before the first write. */
+  revision: number | undefined;
+  /** Set when a write's outcome is unknown (it may have been stored). */
+  stale: boolean;
+  /** The last stream sequence applied to the call. */
+  seq: number;
+  phase: Phase;
+}
+
+/**
+ * The per-key write queue of the snapshot store: one write in flight per
+ * key, changes made meanwhile folded into the next one, and the call read
+ * from the source only when its write is sent.
+ */
+export class KeyQueue {
+  readonly #io: KeyIo;
+  readonly #source: CallSource;
+  readonly #keys = new Map<string, Key>();
+  /** Writes queued or in flight. */
+  #open = 0;
+  #idleWaiters: Array<() => void> = [];
+  #closed = false;
+
+  constructor(io: KeyIo, source: CallSource) {
+    this.#io = io;
+    this.#source = source;
+  }
+
+  /** A key found in the bucket at start, with its revision and the call's last sequence. */
+  known(callId: string, revision: number, seq: number): void {
+    this.#keys.set(callId, { revision, stale: false, seq, phase: { kind: 'idle' } });
+  }
+
+  lastSeq(callId: string): number | undefined {
+    return this.#keys.get(callId)?.seq;
+  }
+
+  save(callId: string, request: SaveRequest): void {
+    const key = this.#key(callId);
+    if (request.seq !== undefined && request.seq > key.seq) key.seq = request.seq;
+    const { phase } = key;
+    if (phase.kind === 'queued' || phase.kind === 'reading') {
+      fold(phase.next, request);
+      return;
+    }
+    if (phase.kind === 'writing') {
+      if (!phase.next) this.#open++;
+      phase.next ??= { final: undefined, waiters: [] };
+      fold(phase.next, request);
+      return;
+    }
+    const next: Next = { final: phase.kind === 'failed' ? phase.final : undefined, waiters: [] };
+    fold(next, request);
+    this.#queue(callId, key, next);
+  }
+
+  whenStored(callId: string, done: Stored): void {
+    const phase = this.#keys.get(callId)?.phase;
+    if (!phase || phase.kind === 'idle') done();
+    else if (phase.kind === 'failed') this.save(callId, { done });
+    else if (phase.kind === 'writing') (phase.next ?? phase).waiters.push(done);
+    else phase.next.waiters.push(done);
+  }
+
+  settled(): Promise<void> {
+    if (this.#open === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Writes not sent yet fail from now on. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  #key(callId: string): Key {
+    let key = this.#keys.get(callId);
+    if (!key) {
+      key = { revision: undefined, stale: false, seq: 0, phase: { kind: 'idle' } };
+      this.#keys.set(callId, key);
+    }
+    return key;
+  }
+
+  #queue(callId: string, key: Key, next: Next): void {
+    this.#open++;
+    key.phase = { kind: 'queued', next };
+    // Wait for the rest of this batch of messages: a call's incoming and its
+    // reject often arrive together, and then make one write.
+    this.#io.defer(() => this.#send(callId, key));
+  }
+
+  #send(callId: string, key: Key): void {
+    const { phase } = key;
+    if (phase.kind !== 'queued') return;
+    if (this.#closed) {
+      this.#fail(key, phase.next, new Error('the snapshot store is closed'));
+    } else if (key.stale) {
+      this.#readRevision(callId, key, phase.next);
+    } else {
+      this.#write(callId, key, phase.next);
+    }
+  }
+
+  #write(callId: string, key: Key, next: Next): void {
+    const { final, waiters } = next;
+    const form = final ? { snapshot: final } : this.#source.storedFormOf(callId);
+    if (!form) {
+      this.#fail(key, next, new Error(`${callId} is no longer known`));
+      return;
+    }
+    key.phase = { kind: 'writing', final, waiters, next: undefined };
+    this.#io.write(callId, key.revision ?? 0, { seq: key.seq, ...form }, (result) =>
+      this.#written(callId, key, result),
+    );
+  }
+
+  #readRevision(callId: string, key: Key, next: Next): void {
+    key.phase = { kind: 'reading', next };
+    this.#io.revision(callId).then(
+      (revision) => {
+        key.revision = revision;
+        key.stale = false;
+        key.phase = { kind: 'queued', next };
+        this.#send(callId, key);
+      },
+      () => this.#fail(key, next, new Error(`could not read ${callId}'s revision`)),
+    );
+  }
+
+  /** Report a write's outcome, then send the key's next write if one is waiting. */
+  #written(callId: string, key: Key, result: WriteResult): void {
+    const { phase } = key;
+    if (phase.kind !== 'writing') return;
+    if (result.ok) key.revision = result.revision;
+    else if (result.outcomeUnknown) key.stale = true;
+    const error = result.ok ? undefined : result.error;
+    for (const done of phase.waiters) done(error);
+    if (phase.next) {
+      // Sent now: this runs while the acknowledgements are read, so the next
+      // writes leave in the same socket write as the message acks.
+      key.phase = { kind: 'queued', next: phase.next };
+      this.#send(callId, key);
+    } else if (error) {
+      key.phase = { kind: 'failed', final: phase.final };
+    } else if (phase.final) {
+      // A final call is never written again: keep nothing of it in memory.
+      this.#keys.delete(callId);
+    } else key.phase = { kind: 'idle' };
+    this.#released();
+  }
+
+  #fail(key: Key, next: Next, error: Error): void {
+    key.phase = { kind: 'failed', final: next.final };
+    for (const done of next.waiters) done(error);
+    this.#released();
+  }
+
+  /** One queued write is done with (stored, failed or dropped). */
+  #released(): void {
+    this.#open--;
+    if (this.#open > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+function fold(next: Next, request: SaveRequest): void {
+  if (request.final) next.final = request.final;
+  if (request.done) next.waiters.push(request.done);
+}

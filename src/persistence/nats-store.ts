@@ -1,0 +1,93 @@
+import { StorageType } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createCasWriter } from './cas-writer.js';
+import { decodeCall, encodeCall, isFinalStored } from './codec.js';
+import { KeyQueue } from './key-queue.js';
+import type { CallSource, Loaded, SnapshotStore } from './store.js';
+
+export interface NatsStoreOptions {
+  readonly bucket: string;
+  /** How long the bucket keeps a key after its last write (its TTL). */
+  readonly retentionMs: number;
+  /** Where a write reads the call, when it is sent. */
+  readonly source: CallSource;
+  /** Runs a send at the end of this turn of the event loop, with the host's other sends. */
+  readonly defer: (send: () => void) => void;
+  /** A write not acknowledged within this time fails (default 5 s). */
+  readonly writeTimeoutMs?: number;
+  /**
+   * Put before each call id in the bucket's keys (a partition's `p<n>.`), so
+   * that an instance loads only its own calls. Default none.
+   */
+  readonly keyPrefix?: string;
+}
+
+/**
+ * The snapshot store on a JetStream KV bucket (created if missing, file
+ * storage, one value per key, TTL `retentionMs`). Reading uses `@nats-io/kv`;
+ * writing goes through the per-key queue and the compare-and-set writer.
+ *
+ * @example
+ * const store = await openSnapshotStore(nc, { bucket, retentionMs, source: runtime, defer: outbox.defer });
+ * store.save(callId, { seq: msg.seq, done: (error) => (error ? msg.nak() : msg.ack()) });
+ */
+export async function openSnapshotStore(
+  nc: NatsConnection,
+  options: NatsStoreOptions,
+): Promise<SnapshotStore> {
+  const kv: KV = await new Kvm(nc).create(options.bucket, {
+    history: 1,
+    ttl: options.retentionMs,
+    storage: StorageType.File,
+  });
+  const keyPrefix = options.keyPrefix ?? '';
+  const writer = createCasWriter(nc, {
+    subjectPrefix: `$KV.${options.bucket}.${keyPrefix}`,
+    timeoutMs: options.writeTimeoutMs ?? 5_000,
+  });
+  const queue = new KeyQueue(
+    {
+      write: (callId, expected, call, done) =>
+        writer.write(callId, expected, encodeCall(call), done),
+      revision: async (callId) => (await kv.get(keyPrefix + callId))?.revision,
+      defer: options.defer,
+    },
+    options.source,
+  );
+
+  return {
+    async loadAll() {
+      const found = new Map<string, Loaded>();
+      // One ordered consumer over the bucket (it keeps one value per key)
+      // rather than a request per key.
+      for await (const entry of await kv.history({ key: `${keyPrefix}>` })) {
+        const callId = entry.key.slice(keyPrefix.length);
+        // Without a prefix, a key with a dot belongs to a partition (call ids have none).
+        if (callId.includes('.')) continue;
+        if (entry.operation !== 'PUT') {
+          found.delete(callId);
+          continue;
+        }
+        const loaded = decodeCall(entry.value);
+        found.set(callId, loaded);
+        // Only a live call is written again; a value that cannot be read is left alone.
+        if (loaded.ok && !isFinalStored(loaded.call))
+          queue.known(callId, entry.revision, loaded.call.seq);
+      }
+      return found;
+    },
+    async lookup(callId) {
+      const entry = await kv.get(keyPrefix + callId);
+      return entry?.operation === 'PUT' ? decodeCall(entry.value) : undefined;
+    },
+    lastSeq: (callId) => queue.lastSeq(callId),
+    save: (callId, request) => queue.save(callId, request),
+    whenStored: (callId, done) => queue.whenStored(callId, done),
+    settled: () => queue.settled(),
+    close() {
+      queue.close();
+      writer.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import type { PersistedCall, StoredForm } from '../runtime/types.js';
+
+/**
+ * One call as the bucket keeps it: its snapshot (or, before its
+ * `call.incoming` arrived, the events held for it) and the last stream
+ * sequence applied to it.
+ */
+export type StoredCall = { readonly seq: number } & StoredForm;
+
+/** What a stored value turned out to be when read. */
+export type Loaded =
+  | { readonly ok: true; readonly call: StoredCall }
+  /** Unusable here: a snapshot of another machine version, or not a stored call at all. */
+  | { readonly ok: false; readonly error: string; readonly data: Uint8Array };
+
+/** Where the store reads what to write for a call, when it writes. */
+export interface CallSource {
+  storedFormOf(callId: string): StoredForm | undefined;
+}
+
+/** Called once a write containing the change is stored, or with the reason it was not. */
+export type Stored = (error?: Error) => void;
+
+export interface SaveRequest {
+  /** The stream sequence of the message that caused the change, if one did. */
+  readonly seq?: number | undefined;
+  /** A final call's last snapshot, written as it is (the source no longer has the call). */
+  readonly final?: PersistedCall | undefined;
+  readonly done?: Stored | undefined;
+}
+
+/**
+ * Call snapshots, one key per call, every write a compare-and-set on the
+ * key's revision. Writes to one key are serialised and coalesced: changes
+ * saved in the same turn of the event loop, or while the key is being
+ * written, make one write of what the source holds when it is sent, and each
+ * change's `done` runs once a write containing it is stored.
+ */
+export interface SnapshotStore {
+  /** Every stored call, for restoring on start. */
+  loadAll(): Promise<Map<string, Loaded>>;
+  /** One call as stored now, read from the bucket (for a call not in memory). */
+  lookup(callId: string): Promise<Loaded | undefined>;
+  /** The last stream sequence applied to a call, if any. */
+  lastSeq(callId: string): number | undefined;
+  save(callId: string, request: SaveRequest): void;
+  /**
+   * Call `done` once what is queued or in flight for the key is stored (at
+   * once when nothing is; after writing the key again when its last write
+   * failed). For a redelivered message whose changes were already made.
+   */
+  whenStored(callId: string, done: Stored): void;
+  /** Resolves once no write is queued or in flight (failed ones included). */
+  settled(): Promise<void>;
+  /** Stop writing; writes still queued or in flight fail. */
+  close(): void;
+}
