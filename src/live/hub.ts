@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isFinalState } from '../../machines/states.js';
+import { isFinalState, STATE_NAMES } from '../../machines/states.js';
 import type { LifecycleRecord } from '../contract/records.js';
-import { STATE_NAMES } from '../../machines/states.js';
-import type { Route } from '../service/http.js';
+import type { Route } from '../http/server.js';
 import { LIVE_PAGE_CSP, LIVE_PAGE_HTML } from './page.js';
 
 type StateName = LifecycleRecord['state'];
@@ -19,7 +18,7 @@ export interface LiveCall {
   readonly attempts?: number;
 }
 
-/** Reject latency (rejecting → rejected), in seconds, over the last {@link LATENCY_WINDOW} rejects. */
+/** Reject latency (as the service measures it), in seconds, over the last {@link LATENCY_WINDOW} rejects. */
 export interface LatencySummary {
   readonly count: number;
   readonly last: number | null;
@@ -48,9 +47,15 @@ export interface LiveUpdate {
   readonly latency: LatencySummary;
 }
 
+/** What the service knows of a record beyond the record: the call's deadline, the reject latency. */
+export interface LiveFacts {
+  /** The end of the call's answer window (epoch ms), when known. */
+  readonly deadline: number | undefined;
+  /** With a `rejected` record: the reject latency (ms). */
+  readonly rejectLatencyMs: number | undefined;
+}
+
 export interface LiveHubOptions {
-  /** A live call's deadline (epoch ms), e.g. from `runtime.persist(callId)?.context.deadline`. */
-  readonly deadlineOf?: (callId: string) => number | undefined;
   /** Comment lines that keep proxies and the browser from timing out (default 15 s). */
   readonly heartbeatMs?: number;
   /** How many records the page keeps (default 50). */
@@ -65,8 +70,8 @@ export interface LiveHubOptions {
 }
 
 export interface LiveHub {
-  /** Feed one lifecycle record (a transition or a refusal). */
-  record(record: LifecycleRecord): void;
+  /** Feed one lifecycle record (a transition or a refusal) with its facts. */
+  record(record: LifecycleRecord, facts?: LiveFacts): void;
   snapshot(): LiveSnapshot;
   /** `GET /` (the page) and `GET /events` (server-sent events). */
   readonly routes: Readonly<Record<string, Route>>;
@@ -99,14 +104,12 @@ function quantile(sorted: number[], q: number): number | null {
 export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
   const now = options.now ?? Date.now;
   const recentLimit = options.recentLimit ?? 50;
-  const deadlineOf = options.deadlineOf;
   const callLimit = options.callLimit ?? 200;
   /** The table: the most recently changed live calls, oldest first. */
   const live = new Map<string, LiveCall>();
   /** Every call, by state: finals counted, live ones moved from `previous` to `state`. */
   const totals = zeroCounts();
   const recent: LifecycleRecord[] = [];
-  const rejectingSince = new Map<string, number>();
   const latencies: number[] = [];
   let rejects = 0;
   const clients = new Set<ServerResponse>();
@@ -135,24 +138,20 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
     res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
-  function apply(record: LifecycleRecord): LiveCall | null {
+  function apply(record: LifecycleRecord, facts: LiveFacts | undefined): LiveCall | null {
     const { callId, state } = record;
     if (record.refused) return live.get(callId) ?? null;
-    const at = Date.parse(record.at);
     // A call restored after a restart was never counted in: never below 0.
     if (record.previous !== null)
       totals[record.previous] = Math.max(0, totals[record.previous] - 1);
     totals[state]++;
-    if (state === 'rejecting' && record.previous !== 'rejecting') rejectingSince.set(callId, at);
+    if (facts?.rejectLatencyMs !== undefined) {
+      rejects++;
+      latencies.push(facts.rejectLatencyMs / 1000);
+      if (latencies.length > LATENCY_WINDOW) latencies.shift();
+    }
     if (isFinalState(state)) {
       live.delete(callId);
-      const started = rejectingSince.get(callId);
-      rejectingSince.delete(callId);
-      if (state === 'rejected' && started !== undefined) {
-        rejects++;
-        latencies.push(Math.max(0, at - started) / 1000);
-        if (latencies.length > LATENCY_WINDOW) latencies.shift();
-      }
       return null;
     }
     const known = live.get(callId);
@@ -160,8 +159,7 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
       callId,
       state,
       since: known?.state === state ? known.since : record.at,
-      // A call's deadline never changes: ask the runtime once.
-      deadline: known?.deadline ?? deadlineOf?.(callId) ?? null,
+      deadline: known?.deadline ?? facts?.deadline ?? null,
       ...(record.reason !== undefined && { reason: record.reason }),
       ...(record.attempts !== undefined && { attempts: record.attempts }),
     };
@@ -178,22 +176,19 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
   }
 
   const hub: LiveHub = {
-    record(record) {
-      // Records are published inside the runtime's step: read the deadline once it has settled.
-      queueMicrotask(() => {
-        const call = apply(record);
-        recent.push(record);
-        if (recent.length > recentLimit) recent.shift();
-        if (clients.size === 0) return;
-        const update: LiveUpdate = {
-          now: now(),
-          record,
-          call,
-          counts: counts(),
-          latency: latency(),
-        };
-        for (const res of clients) send(res, 'record', update);
-      });
+    record(record, facts) {
+      const call = apply(record, facts);
+      recent.push(record);
+      if (recent.length > recentLimit) recent.shift();
+      if (clients.size === 0) return;
+      const update: LiveUpdate = {
+        now: now(),
+        record,
+        call,
+        counts: counts(),
+        latency: latency(),
+      };
+      for (const res of clients) send(res, 'record', update);
     },
     snapshot: () => ({
       now: now(),

@@ -17,6 +17,7 @@ export interface Metrics {
   readonly persistFailures: Counter;
   readonly redelivered: Counter;
   readonly finalLookups: Counter;
+  readonly unreadableCalls: Counter;
 }
 
 /**
@@ -101,6 +102,11 @@ export function createMetrics(): Metrics {
     finalLookups: new Counter({
       name: 'callgate_final_call_lookups_total',
       help: 'Events for a call not in memory that may be final, read from the KV bucket first',
+      registers,
+    }),
+    unreadableCalls: new Counter({
+      name: 'callgate_unreadable_calls_total',
+      help: 'Stored calls this service cannot restore (a snapshot of another machine version), reported on <prefix>.invalid',
       registers,
     }),
     persistFailures: new Counter({

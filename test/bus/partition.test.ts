@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { busNames } from '../../src/bus/jetstream.js';
-import { partitionOf } from '../../src/bus/partition.js';
+import { partitionOf } from '../../src/ownership/partition.js';
 
 describe('partitionOf', () => {
   it('is FNV-1a (32 bits) of the call id modulo the partition count', () => {

@@ -5,7 +5,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { partitionMapping } from '../../src/bus/jetstream.js';
-import { partitionOf } from '../../src/bus/partition.js';
+import { partitionOf } from '../../src/ownership/partition.js';
 import { type CallBus, incoming, newCallId, reject, shape } from '../support/call-bus.js';
 import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
 import { useE2e } from '../support/e2e.js';

@@ -2,9 +2,9 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LifecycleRecord } from '../../src/contract/records.js';
+import { createHttpServer } from '../../src/http/server.js';
 import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
 import { LIVE_PAGE_HTML } from '../../src/live/page.js';
-import { createHttpServer } from '../../src/service/http.js';
 import { createMetrics } from '../../src/service/metrics.js';
 import { eventually } from '../support/eventually.js';
 
@@ -34,6 +34,9 @@ const refused: LifecycleRecord = {
   error: 'call.reject refused: final',
   refused: { type: 'call.reject', why: '<b>final</b>' },
 };
+
+/** What the service knows beside each record: the call's deadline, and the latency a `rejected` completes. */
+const facts = (rejectLatencyMs?: number) => ({ deadline: T0 + 30_000, rejectLatencyMs });
 
 let hub: LiveHub | undefined;
 afterEach(() => hub?.close());
@@ -66,8 +69,8 @@ async function readEvents(url: string, count: number, controller: AbortControlle
 
 describe('the live hub', () => {
   it('keeps in-flight calls with deadlines, counts per state, the last records and reject latency', async () => {
-    hub = createLiveHub({ deadlineOf: () => T0 + 30_000, recentLimit: 3 });
-    for (const record of [ringing, rejecting]) hub.record(record);
+    hub = createLiveHub({ recentLimit: 3 });
+    for (const record of [ringing, rejecting]) hub.record(record, facts());
     await sleep(0);
     expect(hub.snapshot().calls).toEqual([
       {
@@ -79,8 +82,8 @@ describe('the live hub', () => {
         attempts: 1,
       },
     ]);
-    hub.record(rejected);
-    hub.record(refused);
+    hub.record(rejected, facts(250));
+    hub.record(refused, facts());
     await sleep(0);
     const snapshot = hub.snapshot();
     expect(snapshot.calls).toEqual([]);
@@ -116,10 +119,10 @@ describe('the live hub', () => {
   });
 
   it('streams a snapshot on connect, one event per record, and forgets a client that leaves', async () => {
-    hub = createLiveHub({ deadlineOf: () => T0 + 30_000, heartbeatMs: 20 });
-    hub.record(ringing);
+    hub = createLiveHub({ heartbeatMs: 20 });
+    hub.record(ringing, facts());
     const http = createHttpServer({
-      metrics: createMetrics(),
+      metrics: createMetrics().registry,
       isReady: () => true,
       routes: hub.routes,
     });
@@ -134,7 +137,7 @@ describe('the live hub', () => {
       const reading = readEvents(`${base}/events`, 2, controller);
       const live = hub;
       await eventually(() => live.clientCount === 1);
-      live.record(rejecting);
+      live.record(rejecting, facts());
       const [first, second] = await reading;
       expect(first).toMatchObject({
         event: 'snapshot',

@@ -1,50 +1,56 @@
 import { describe, expect, it } from 'vitest';
-import { messageWrites } from '../../src/service/message-writes.js';
+import { MessageAck } from '../../src/service/message-ack.js';
 
 function message() {
   const calls: string[] = [];
   return {
     calls,
-    msg: { ack: () => calls.push('ack'), nak: (ms?: number) => calls.push(`nak ${ms}`) },
+    msg: { seq: 7, ack: () => calls.push('ack'), nak: (ms?: number) => calls.push(`nak ${ms}`) },
   };
 }
 
 describe('a message and its writes', () => {
   it('is acknowledged once, after it is applied and its last write is stored', () => {
     const { calls, msg } = message();
-    const writes = messageWrites(msg);
-    writes.waiting += 2;
-    writes.stored();
-    writes.applied();
+    const ack = new MessageAck(msg);
+    const first = ack.wait();
+    const second = ack.wait();
+    first();
+    ack.applied();
     expect(calls).toEqual([]);
-    writes.stored();
+    second();
     expect(calls).toEqual(['ack']);
   });
 
   it('is acknowledged at once when it caused no write', () => {
     const { calls, msg } = message();
-    messageWrites(msg).applied();
+    new MessageAck(msg).applied();
     expect(calls).toEqual(['ack']);
   });
 
   it('is redelivered after a second when one of its writes failed, once all are done', () => {
     const { calls, msg } = message();
-    const writes = messageWrites(msg);
-    writes.waiting += 2;
-    writes.applied();
-    writes.stored(new Error('refused'));
+    const ack = new MessageAck(msg);
+    const first = ack.wait();
+    const second = ack.wait();
+    ack.applied();
+    first(new Error('refused'));
     expect(calls).toEqual([]);
-    writes.stored();
+    second();
     expect(calls).toEqual(['nak 1000']);
   });
 
   it('is redelivered when applying it failed, after the writes it started', () => {
     const { calls, msg } = message();
-    const writes = messageWrites(msg);
-    writes.waiting += 1;
-    writes.fail();
+    const ack = new MessageAck(msg);
+    const write = ack.wait();
+    ack.fail();
     expect(calls).toEqual([]);
-    writes.stored();
+    write();
     expect(calls).toEqual(['nak 1000']);
+  });
+
+  it('carries the stream sequence of its message', () => {
+    expect(new MessageAck(message().msg).seq).toBe(7);
   });
 });

@@ -1,4 +1,4 @@
-const ENCODER = new TextEncoder();
+import { callIdHash } from '../contract/call-id.js';
 
 /**
  * The partition of a call: FNV-1a (32 bits) of its canonical id's UTF-8
@@ -9,15 +9,5 @@ const ENCODER = new TextEncoder();
  * a running server).
  */
 export function partitionOf(callId: string, count: number): number {
-  return fnv1a32(callId) % count;
-}
-
-/** FNV-1a, 32 bits, of the text's UTF-8 bytes. */
-export function fnv1a32(text: string): number {
-  let hash = 0x811c9dc5;
-  for (const byte of ENCODER.encode(text)) {
-    hash ^= byte;
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash;
+  return callIdHash(callId) % count;
 }

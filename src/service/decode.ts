@@ -1,0 +1,61 @@
+import { canonicalCallId } from '../contract/call-id.js';
+import { type CallEnvelope, parseEnvelopeText } from '../contract/events.js';
+import { translateNotificationsText } from '../contract/graph-notifications.js';
+import type { InboundMessage } from './message-ack.js';
+
+/** What one message holds: the events to deliver, and why the rest could not be used. */
+export interface Decoded {
+  readonly events: CallEnvelope[];
+  readonly invalid: string[];
+}
+
+/** Where the decoder finds events and Graph's batches. */
+export interface DecodeSubjects {
+  /** Where Graph's notification batches arrive. */
+  readonly notifications: string;
+  /** Prefixes of event subjects, tried in order; what follows is the call id token. */
+  readonly eventPrefixes: readonly string[];
+}
+
+const DECODER = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Decode one stream message: a Graph notification batch into its events
+ * (its `at` is when the stream stored it), or one event envelope whose
+ * subject token and `callId` must name the same call.
+ */
+export function decodeMessage(
+  msg: Pick<InboundMessage, 'subject' | 'data' | 'timestampNanos'>,
+  subjects: DecodeSubjects,
+): Decoded {
+  let text: string;
+  try {
+    text = DECODER.decode(msg.data);
+  } catch {
+    return invalid('(message): must be UTF-8 JSON text');
+  }
+  if (msg.subject === subjects.notifications) {
+    const result = translateNotificationsText(text, Number(msg.timestampNanos / 1_000_000n));
+    if (!result.ok) return invalid(result.error);
+    return {
+      events: result.batch.events,
+      invalid: result.batch.invalid.map((bad) => bad.error),
+    };
+  }
+  const prefix = subjects.eventPrefixes.find((p) => msg.subject.startsWith(p));
+  const token = prefix === undefined ? '' : msg.subject.slice(prefix.length);
+  const subjectId = canonicalCallId(token);
+  if (!subjectId.ok) return invalid(`(subject): the call id token ${subjectId.rule}`);
+  const parsed = parseEnvelopeText(text);
+  if (!parsed.ok) return invalid(parsed.error);
+  if (parsed.value.callId !== subjectId.callId) {
+    return invalid(
+      `callId: must name the same call as the subject token "${token}" (got "${parsed.value.callId}")`,
+    );
+  }
+  return { events: [parsed.value], invalid: [] };
+}
+
+function invalid(error: string): Decoded {
+  return { events: [], invalid: [error] };
+}

@@ -1,0 +1,191 @@
+import type { CallEnvelope } from '../contract/events.js';
+import type { LifecycleRecord } from '../contract/records.js';
+import type { Log } from '../log.js';
+import type { Ownership } from '../ownership/ownership.js';
+import { isFinalStored } from '../persistence/codec.js';
+import type { SnapshotStore, Stored } from '../persistence/store.js';
+import type { CallChange, CallRuntime } from '../runtime/call-runtime.js';
+import { type DecodeSubjects, decodeMessage } from './decode.js';
+import { type InboundMessage, MessageAck } from './message-ack.js';
+import type { Metrics } from './metrics.js';
+
+export interface PipelineOptions {
+  readonly runtime: CallRuntime<MessageAck>;
+  readonly store: SnapshotStore;
+  readonly ownership: Ownership;
+  readonly subjects: DecodeSubjects;
+  /** A message or an event that could not be used. */
+  readonly reportInvalid: (subject: string, data: Uint8Array, error: string) => void;
+  /** A lifecycle record, once handed to the bus. */
+  readonly publish: (record: LifecycleRecord) => void;
+  /** Every lifecycle record with its call's deadline (logs, metrics, the live page). */
+  readonly observe: (record: LifecycleRecord, deadline: number | undefined) => void;
+  readonly metrics: Metrics;
+  readonly log: Log;
+}
+
+/**
+ * The durable pipeline: decode → order → deliver → persist → ack. Each
+ * message's events are delivered to the runtime with the message as their
+ * cause; each change the runtime hands back is stored, its records
+ * published, and the message acknowledged once every write it caused is
+ * stored. A redelivered message already applied is acknowledged once its
+ * writes are stored, never applied twice.
+ */
+export class Pipeline {
+  readonly #o: PipelineOptions;
+  /** Calls whose events wait for a read of the bucket, in order, by call id. */
+  readonly #lookups = new Map<string, Promise<void>>();
+  /** Calls the bucket holds in a form this service cannot restore: their events are reported. */
+  readonly #unreadable = new Map<string, string>();
+
+  constructor(options: PipelineOptions) {
+    this.#o = options;
+  }
+
+  /** One consumed message. */
+  handle(msg: InboundMessage): void {
+    this.#o.metrics.messages.inc();
+    const ack = new MessageAck(msg);
+    try {
+      const { events, invalid } = decodeMessage(msg, this.#o.subjects);
+      for (const error of invalid) this.#o.reportInvalid(msg.subject, msg.data, error);
+      // Decided for every event first: applying one advances its call's sequence.
+      const applied = events.map((e) => (this.#o.store.lastSeq(e.callId) ?? -1) >= msg.seq);
+      for (const [i, envelope] of events.entries()) {
+        this.#route(msg, envelope, ack, applied[i] === true);
+      }
+    } catch (error) {
+      this.#o.log.error(
+        { err: error, subject: msg.subject, seq: msg.seq },
+        'message handling failed',
+      );
+      ack.fail();
+      return;
+    }
+    ack.applied();
+  }
+
+  /** The runtime's changes of one step: stored, then their records published. */
+  changed(changes: readonly CallChange<MessageAck>[]): void {
+    for (const change of changes) {
+      const { callId, cause, store, records, deadline } = change;
+      const ack = cause.kind === 'event' ? cause.message : undefined;
+      if (store !== 'nothing') {
+        this.#o.store.save(callId, {
+          seq: ack?.seq,
+          final: typeof store === 'object' ? store.final : undefined,
+          done: this.#stored(callId, ack),
+        });
+      }
+      for (const record of records) {
+        this.#o.publish(record);
+        this.#o.observe(record, deadline);
+      }
+    }
+    this.#o.metrics.liveCalls.set(this.#o.runtime.liveCount);
+  }
+
+  /** A call the bucket holds but this service cannot restore (another machine version). */
+  unreadable(callId: string, error: string): void {
+    this.#unreadable.set(callId, error);
+  }
+
+  #route(msg: InboundMessage, envelope: CallEnvelope, ack: MessageAck, applied: boolean): void {
+    const { callId } = envelope;
+    const unreadable = this.#unreadable.get(callId);
+    if (unreadable !== undefined) {
+      this.#reportUnreadable(msg, unreadable);
+    } else if (!this.#o.ownership.owns(callId)) {
+      // Not this instance's call: left for its owner. (Each instance consumes
+      // only its own calls' subjects today, so this does not happen yet.)
+      ack.fail();
+    } else if (applied) {
+      // Redelivered, and applied already: acknowledged once its changes are
+      // stored (a failed write is made again), never applied twice.
+      this.#o.metrics.redelivered.inc();
+      this.#o.store.whenStored(callId, this.#stored(callId, ack));
+    } else if (this.#lookups.has(callId) || this.#o.runtime.knows(callId) === 'maybeStored') {
+      this.#deliverAfterLookup(msg, envelope, ack);
+    } else this.#deliver(envelope, ack, msg.redelivered);
+  }
+
+  #deliver(envelope: CallEnvelope, ack: MessageAck, redelivered: boolean): void {
+    const { delivery } = this.#o.runtime.deliver(envelope, { message: ack, redelivered });
+    this.#o.metrics.events.inc({ type: envelope.type, delivery });
+    const { callId } = envelope;
+    if (envelope.type === 'call.incoming' && delivery === 'applied') {
+      // Who calls whom: hashed by the logger unless LOG_PII=1.
+      const { tenantId, source, targets } = envelope;
+      this.#o.log.info({ callId, tenantId, source, targets }, 'incoming call');
+    } else if (delivery === 'duplicate' || delivery === 'ignoredFinal') {
+      this.#o.log.debug({ callId, type: envelope.type, delivery }, 'event changed nothing');
+    }
+  }
+
+  /**
+   * The call may be final in the bucket, its tombstone gone from memory: read
+   * it first (a final one comes back as a tombstone), then deliver the event.
+   * Later events for the same call wait their turn.
+   */
+  #deliverAfterLookup(msg: InboundMessage, envelope: CallEnvelope, ack: MessageAck): void {
+    const { callId } = envelope;
+    const done = ack.wait();
+    const previous = this.#lookups.get(callId);
+    const run = async () => {
+      if (previous) await previous;
+      else if (!(await this.#readFinal(callId, ack.seq))) return;
+      const unreadable = this.#unreadable.get(callId);
+      if (unreadable === undefined) this.#deliver(envelope, ack, msg.redelivered);
+      else this.#reportUnreadable(msg, unreadable);
+    };
+    const settled = run().then(
+      () => done(),
+      (error: unknown) => {
+        this.#o.log.error({ callId, err: error }, 'could not read the call from the bucket');
+        done(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+    this.#lookups.set(callId, settled);
+    void settled.then(() => {
+      if (this.#lookups.get(callId) === settled) this.#lookups.delete(callId);
+    });
+  }
+
+  /** Bring a final call back from the bucket; false when the event needs no delivery. */
+  async #readFinal(callId: string, seq: number): Promise<boolean> {
+    const stored = await this.#o.store.lookup(callId);
+    this.#o.metrics.finalLookups.inc();
+    if (!stored) return true;
+    if (!stored.ok) {
+      this.#o.log.error({ callId, error: stored.error }, 'the stored call cannot be used');
+      this.unreadable(callId, stored.error);
+      return true;
+    }
+    if (stored.call.seq >= seq) {
+      this.#o.metrics.redelivered.inc();
+      return false;
+    }
+    if ('snapshot' in stored.call && isFinalStored(stored.call)) {
+      if (this.#o.runtime.stateOf(callId) === undefined)
+        this.#o.runtime.restore(stored.call.snapshot);
+    }
+    return true;
+  }
+
+  #reportUnreadable(msg: InboundMessage, why: string): void {
+    this.#o.reportInvalid(msg.subject, msg.data, `callId: the stored call cannot be used: ${why}`);
+  }
+
+  /** A write's callback: failures counted and logged; the message waits for it. */
+  #stored(callId: string, ack: MessageAck | undefined): Stored {
+    const done = ack?.wait();
+    return (error) => {
+      if (error) {
+        this.#o.metrics.persistFailures.inc();
+        this.#o.log.error({ callId, err: error }, 'could not store the call');
+      }
+      done?.(error);
+    };
+  }
+}

@@ -1,0 +1,54 @@
+import type { Log } from '../log.js';
+import { isFinalStored } from '../persistence/codec.js';
+import type { Loaded, SnapshotStore, StoredCall } from '../persistence/store.js';
+import type { CallRuntime } from '../runtime/call-runtime.js';
+
+export interface Restored {
+  /** Live calls and calls with held events, brought back into the runtime. */
+  readonly live: number;
+  /** Final calls, remembered by a hash of their id. */
+  readonly final: number;
+  /** Stored values this service cannot use, by call id. */
+  readonly unreadable: ReadonlyMap<string, Loaded & { ok: false }>;
+}
+
+/**
+ * Bring back every stored call: live ones into the runtime (earliest
+ * deadline first, their requests in flight at the crash left for
+ * `resendDeferred`), final ones as hashes, events held for calls not seen
+ * yet held again. A value that cannot be used (a snapshot of another machine
+ * version) is left in the bucket and returned, never restored.
+ */
+export async function restoreCalls<M>(
+  store: SnapshotStore,
+  runtime: CallRuntime<M>,
+  log: Log,
+): Promise<Restored> {
+  const loaded = await store.loadAll();
+  const live: Array<[string, StoredCall]> = [];
+  const unreadable = new Map<string, Loaded & { ok: false }>();
+  let final = 0;
+  for (const [callId, value] of loaded) {
+    if (!value.ok) unreadable.set(callId, value);
+    else if (!isFinalStored(value.call)) live.push([callId, value.call]);
+    else {
+      runtime.rememberStored(callId);
+      final++;
+    }
+  }
+  // Earliest deadline first: requests to send again go out in this order.
+  live.sort(([, a], [, b]) => deadlineOf(a) - deadlineOf(b));
+  for (const [callId, call] of live) {
+    try {
+      if ('snapshot' in call) runtime.restore(call.snapshot, { deferResend: true });
+      else runtime.restoreHeld(callId, call.held);
+    } catch (error) {
+      log.error({ callId, err: error }, 'could not restore a stored call');
+    }
+  }
+  return { live: live.length, final, unreadable };
+}
+
+function deadlineOf(call: StoredCall): number {
+  return 'snapshot' in call ? call.snapshot.context.deadline : Number.POSITIVE_INFINITY;
+}
