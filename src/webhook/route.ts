@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isLegacyNotification } from '../contract/graph-notifications.js';
+import type { Route } from '../http/server.js';
 import type { Log } from '../log.js';
-import type { Route } from '../service/http.js';
 import { readBody } from './body.js';
 import type { VerifyResult } from './verify.js';
 

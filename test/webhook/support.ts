@@ -11,8 +11,8 @@ import {
   SignJWT,
 } from 'jose';
 import { request } from 'undici';
+import { createHttpServer } from '../../src/http/server.js';
 import { createLogger, type Log } from '../../src/log.js';
-import { createHttpServer } from '../../src/service/http.js';
 import { createMetrics } from '../../src/service/metrics.js';
 import { createKeyResolver, type KeyResolverOptions } from '../../src/webhook/keys.js';
 import { createWebhookRoute } from '../../src/webhook/route.js';
@@ -195,7 +195,7 @@ export async function startWebhook(
     ...(options.maxBytes !== undefined && { maxBytes: options.maxBytes }),
   });
   const server = createHttpServer({
-    metrics: createMetrics(),
+    metrics: createMetrics().registry,
     isReady: () => true,
     routes: { [`POST ${PATH}`]: route },
   });
