@@ -93,68 +93,82 @@ function quantile(sorted: number[], q: number): number | null {
 }
 
 /**
- * What the live page shows, kept from the lifecycle records the service
- * publishes (no personal data: records carry none), and served as a page
- * plus a stream of server-sent events.
+ * What the page shows, kept from the records: the most recently changed live
+ * calls, counts per state, the last records and the reject latency.
  *
  * Counts: live calls by their current state, final calls by the state they
  * ended in (since the process started). Calls restored after a restart
  * appear once their next record arrives.
  */
-export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
-  const now = options.now ?? Date.now;
-  const recentLimit = options.recentLimit ?? 50;
-  const callLimit = options.callLimit ?? 200;
+class LiveView {
+  readonly #recentLimit: number;
+  readonly #callLimit: number;
   /** The table: the most recently changed live calls, oldest first. */
-  const live = new Map<string, LiveCall>();
+  readonly #calls = new Map<string, LiveCall>();
   /** Every call, by state: finals counted, live ones moved from `previous` to `state`. */
-  const totals = zeroCounts();
-  const recent: LifecycleRecord[] = [];
-  const latencies: number[] = [];
-  let rejects = 0;
-  const clients = new Set<ServerResponse>();
+  readonly #totals = zeroCounts();
+  readonly #recent: LifecycleRecord[] = [];
+  readonly #latencies: number[] = [];
+  #rejects = 0;
 
-  const heartbeat = setInterval(() => {
-    for (const res of clients) res.write(': heartbeat\n\n');
-  }, options.heartbeatMs ?? 15_000);
-  heartbeat.unref();
-
-  function counts(): Record<StateName, number> {
-    return { ...totals };
+  constructor(recentLimit: number, callLimit: number) {
+    this.#recentLimit = recentLimit;
+    this.#callLimit = callLimit;
   }
 
-  function latency(): LatencySummary {
-    const sorted = [...latencies].sort((a, b) => a - b);
+  /** Take in a record; returns the call as it is now (`null` once final or unknown). */
+  apply(record: LifecycleRecord, facts: LiveFacts | undefined): LiveCall | null {
+    this.#recent.push(record);
+    if (this.#recent.length > this.#recentLimit) this.#recent.shift();
+    const { callId, state } = record;
+    if (record.refused) return this.#calls.get(callId) ?? null;
+    // A call restored after a restart was never counted in: never below 0.
+    if (record.previous !== null) {
+      this.#totals[record.previous] = Math.max(0, this.#totals[record.previous] - 1);
+    }
+    this.#totals[state]++;
+    if (facts?.rejectLatencyMs !== undefined) this.#latency(facts.rejectLatencyMs);
+    if (isFinalState(state)) {
+      this.#calls.delete(callId);
+      return null;
+    }
+    return this.#remember(record, facts);
+  }
+
+  counts(): Record<StateName, number> {
+    return { ...this.#totals };
+  }
+
+  latency(): LatencySummary {
+    const sorted = [...this.#latencies].sort((a, b) => a - b);
     return {
-      count: rejects,
-      last: latencies.at(-1) ?? null,
+      count: this.#rejects,
+      last: this.#latencies.at(-1) ?? null,
       p50: quantile(sorted, 0.5),
       p95: quantile(sorted, 0.95),
       max: sorted.at(-1) ?? null,
     };
   }
 
-  function send(res: ServerResponse, event: string, data: unknown): void {
-    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  snapshot(now: number): LiveSnapshot {
+    return {
+      now,
+      calls: [...this.#calls.values()],
+      counts: this.counts(),
+      recent: [...this.#recent],
+      latency: this.latency(),
+    };
   }
 
-  function apply(record: LifecycleRecord, facts: LiveFacts | undefined): LiveCall | null {
+  #latency(ms: number): void {
+    this.#rejects++;
+    this.#latencies.push(ms / 1000);
+    if (this.#latencies.length > LATENCY_WINDOW) this.#latencies.shift();
+  }
+
+  #remember(record: LifecycleRecord, facts: LiveFacts | undefined): LiveCall {
     const { callId, state } = record;
-    if (record.refused) return live.get(callId) ?? null;
-    // A call restored after a restart was never counted in: never below 0.
-    if (record.previous !== null)
-      totals[record.previous] = Math.max(0, totals[record.previous] - 1);
-    totals[state]++;
-    if (facts?.rejectLatencyMs !== undefined) {
-      rejects++;
-      latencies.push(facts.rejectLatencyMs / 1000);
-      if (latencies.length > LATENCY_WINDOW) latencies.shift();
-    }
-    if (isFinalState(state)) {
-      live.delete(callId);
-      return null;
-    }
-    const known = live.get(callId);
+    const known = this.#calls.get(callId);
     const call: LiveCall = {
       callId,
       state,
@@ -164,75 +178,111 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
       ...(record.attempts !== undefined && { attempts: record.attempts }),
     };
     // Most recently changed last; the oldest leaves the table beyond its limit.
-    live.delete(callId);
-    live.set(callId, call);
-    if (live.size > callLimit) {
-      for (const oldest of live.keys()) {
-        live.delete(oldest);
+    this.#calls.delete(callId);
+    this.#calls.set(callId, call);
+    if (this.#calls.size > this.#callLimit) {
+      for (const oldest of this.#calls.keys()) {
+        this.#calls.delete(oldest);
         break;
       }
     }
     return call;
   }
+}
 
-  const hub: LiveHub = {
+/** The connected `/events` clients: server-sent events, with a heartbeat that keeps proxies from timing out. */
+class EventStream {
+  readonly #clients = new Set<ServerResponse>();
+  readonly #heartbeat: NodeJS.Timeout;
+
+  constructor(heartbeatMs: number) {
+    this.#heartbeat = setInterval(() => {
+      for (const res of this.#clients) res.write(': heartbeat\n\n');
+    }, heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  get size(): number {
+    return this.#clients.size;
+  }
+
+  /** Start the stream on `res` with a first event, then send it every later one. */
+  open(req: IncomingMessage, res: ServerResponse, first: { event: string; data: unknown }): void {
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    req.socket.setNoDelay(true);
+    res.write('retry: 2000\n\n');
+    res.write(eventText(first.event, first.data));
+    this.#clients.add(res);
+    const drop = () => this.#clients.delete(res);
+    req.once('close', drop);
+    res.once('close', drop);
+    res.once('error', drop);
+  }
+
+  send(event: string, data: unknown): void {
+    if (this.#clients.size === 0) return;
+    const text = eventText(event, data);
+    for (const res of this.#clients) res.write(text);
+  }
+
+  close(): void {
+    clearInterval(this.#heartbeat);
+    for (const res of this.#clients) res.end();
+    this.#clients.clear();
+  }
+}
+
+function eventText(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+const PAGE_HEADERS = {
+  'content-type': 'text/html; charset=utf-8',
+  'content-security-policy': LIVE_PAGE_CSP,
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+/**
+ * What the live page shows, kept from the lifecycle records the service
+ * publishes (no personal data: records carry none), and served as a page
+ * plus a stream of server-sent events.
+ */
+export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
+  const now = options.now ?? Date.now;
+  const view = new LiveView(options.recentLimit ?? 50, options.callLimit ?? 200);
+  const stream = new EventStream(options.heartbeatMs ?? 15_000);
+  return {
     record(record, facts) {
-      const call = apply(record, facts);
-      recent.push(record);
-      if (recent.length > recentLimit) recent.shift();
-      if (clients.size === 0) return;
+      const call = view.apply(record, facts);
+      if (stream.size === 0) return;
       const update: LiveUpdate = {
         now: now(),
         record,
         call,
-        counts: counts(),
-        latency: latency(),
+        counts: view.counts(),
+        latency: view.latency(),
       };
-      for (const res of clients) send(res, 'record', update);
+      stream.send('record', update);
     },
-    snapshot: () => ({
-      now: now(),
-      calls: [...live.values()],
-      counts: counts(),
-      recent: [...recent],
-      latency: latency(),
-    }),
+    snapshot: () => view.snapshot(now()),
     routes: {
       'GET /': (_req, res) => {
-        res.writeHead(200, {
-          'content-type': 'text/html; charset=utf-8',
-          'content-security-policy': LIVE_PAGE_CSP,
-          'cache-control': 'no-store',
-          'x-content-type-options': 'nosniff',
-          'referrer-policy': 'no-referrer',
-        });
+        res.writeHead(200, PAGE_HEADERS);
         res.end(LIVE_PAGE_HTML);
       },
-      'GET /events': (req: IncomingMessage, res: ServerResponse) => {
-        res.writeHead(200, {
-          'content-type': 'text/event-stream; charset=utf-8',
-          'cache-control': 'no-store',
-          connection: 'keep-alive',
-          'x-accel-buffering': 'no',
-        });
-        req.socket.setNoDelay(true);
-        res.write('retry: 2000\n\n');
-        send(res, 'snapshot', hub.snapshot());
-        clients.add(res);
-        const drop = () => clients.delete(res);
-        req.once('close', drop);
-        res.once('close', drop);
-        res.once('error', drop);
-      },
+      'GET /events': (req, res) =>
+        stream.open(req, res, { event: 'snapshot', data: view.snapshot(now()) }),
     },
     get clientCount() {
-      return clients.size;
+      return stream.size;
     },
-    close() {
-      clearInterval(heartbeat);
-      for (const res of clients) res.end();
-      clients.clear();
-    },
+    close: () => stream.close(),
   };
-  return hub;
 }

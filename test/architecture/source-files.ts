@@ -22,7 +22,10 @@ export function sourceFiles(...folders: string[]): string[] {
 /** A node of Babel's syntax tree, as far as these scans read it. */
 export interface Node {
   readonly type: string;
-  readonly loc?: { readonly start: { readonly line: number }; readonly end: { readonly line: number } };
+  readonly loc?: {
+    readonly start: { readonly line: number };
+    readonly end: { readonly line: number };
+  };
   readonly [key: string]: unknown;
 }
 
@@ -33,7 +36,10 @@ export function syntaxTree(file: string): Node {
 }
 
 /** Every node of a tree, depth first, with its parent chain. */
-export function* walk(node: Node, parents: readonly Node[] = []): Generator<[Node, readonly Node[]]> {
+export function* walk(
+  node: Node,
+  parents: readonly Node[] = [],
+): Generator<[Node, readonly Node[]]> {
   yield [node, parents];
   for (const [key, value] of Object.entries(node)) {
     if (key === 'loc' || key === 'leadingComments' || key === 'trailingComments') continue;
