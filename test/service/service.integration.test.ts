@@ -255,6 +255,57 @@ describe('the service on a real nats-server', () => {
     lifecycle.stop();
   });
 
+  it('never restores a snapshot of another machine version: it reports the call, leaves its key, and reports its events', async () => {
+    const first = await start();
+    await first.service.stop(1_000);
+    const bucket = await new Kvm(nc).open(first.service.names.bucket);
+    const foreign = JSON.stringify({
+      v: 99,
+      seq: 1,
+      snapshot: { status: 'active', value: 'ringing', context: { callId: 'c8' } },
+    });
+    await bucket.put('c8', foreign);
+
+    const invalid = recordsOf(`${prefix}.invalid`);
+    const metrics = createMetrics();
+    const second = await startService({
+      nc,
+      control: scriptedGraph().control,
+      log,
+      metrics,
+      subjectPrefix: prefix,
+      notificationsSubject: `${prefix}.graph.notifications`,
+      answerTimeoutMs: WINDOW_MS,
+      retentionMs: 60_000,
+    });
+    running.push(second);
+    const reported = await eventually(() => invalid.records.map((r) => InvalidRecord.parse(r))[0]);
+    expect(reported).toMatchObject({
+      subject: `$KV.${second.names.bucket}.c8`,
+      error:
+        'snapshot: the snapshot was stored by machine version 99; this service runs version 1 and does not restore it',
+      payload: foreign,
+    });
+    expect(await metrics.registry.metrics()).toMatch(/callgate_unreadable_calls_total 1\n/);
+    expect(second.runtime.stateOf('c8')).toBeUndefined();
+
+    await publish(`${prefix}.events.c8`, {
+      type: 'call.reject',
+      callId: 'c8',
+      at: now(),
+      reason: 'busy',
+    });
+    await eventually(() => invalid.records.length === 2);
+    expect(InvalidRecord.parse(invalid.records[1])).toMatchObject({
+      subject: `${prefix}.events.c8`,
+      error: expect.stringMatching(
+        /^callId: the stored call cannot be used: the snapshot was stored by machine version 99/,
+      ),
+    });
+    expect((await bucket.get('c8'))?.string()).toBe(foreign);
+    invalid.stop();
+  });
+
   it('processes events published while it was down', async () => {
     const first = await start();
     await first.service.stop(1_000);

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { MACHINE_VERSION } from '../../machines/states.js';
+import { decodeCall, encodeCall, isFinalStored } from '../../src/persistence/codec.js';
+import type { PersistedCall } from '../../src/runtime/call-runtime.js';
+
+const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+const snapshot = (value: unknown) =>
+  ({ status: 'active', value, context: { callId: 'c1' } }) as unknown as PersistedCall;
+
+describe('the stored-call codec', () => {
+  it('writes the machine version with every call', () => {
+    const text = new TextDecoder().decode(encodeCall({ seq: 3, snapshot: snapshot('ringing') }));
+    expect(JSON.parse(text)).toEqual({ v: MACHINE_VERSION, seq: 3, snapshot: snapshot('ringing') });
+  });
+
+  it('reads back what it wrote', () => {
+    const call = { seq: 3, snapshot: snapshot({ rejecting: 'waiting' }) };
+    expect(decodeCall(encodeCall(call))).toEqual({ ok: true, call });
+  });
+
+  it('reads a value written before versions as version 1', () => {
+    expect(decodeCall(bytes({ seq: 2, snapshot: snapshot('ringing') }))).toEqual({
+      ok: true,
+      call: { seq: 2, snapshot: snapshot('ringing') },
+    });
+  });
+
+  it('refuses a snapshot of another version, naming both versions, and keeps its bytes', () => {
+    const data = bytes({ v: 2, seq: 2, snapshot: snapshot('ringing') });
+    expect(decodeCall(data)).toEqual({
+      ok: false,
+      error:
+        'the snapshot was stored by machine version 2; this service runs version 1 and does not restore it',
+      data,
+    });
+  });
+
+  it('reads held events whatever the version: they are wire-format envelopes', () => {
+    const held = [{ type: 'call.reject', callId: 'c1', at: 1, reason: 'busy' }];
+    expect(decodeCall(bytes({ v: 7, seq: 4, held }))).toEqual({ ok: true, call: { seq: 4, held } });
+  });
+
+  it('refuses what is not a stored call, saying why', () => {
+    expect(decodeCall(new TextEncoder().encode('{'))).toMatchObject({
+      ok: false,
+      error: 'the stored value is not JSON',
+    });
+    expect(decodeCall(bytes({ v: 1, snapshot: snapshot('ringing') }))).toMatchObject({
+      ok: false,
+      error: 'the stored value has no seq',
+    });
+    expect(decodeCall(bytes({ v: 1, seq: 1 }))).toMatchObject({
+      ok: false,
+      error: 'the stored value has neither a snapshot nor held events',
+    });
+  });
+
+  it('tells a final call from a live one by its state', () => {
+    expect(isFinalStored({ seq: 1, snapshot: snapshot('answered') })).toBe(true);
+    expect(isFinalStored({ seq: 1, snapshot: snapshot({ rejecting: 'sending' }) })).toBe(false);
+    expect(isFinalStored({ seq: 1, held: [] })).toBe(false);
+  });
+});

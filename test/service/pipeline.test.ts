@@ -1,0 +1,235 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import type { RejectRequest } from '../../machines/types.js';
+import type { LifecycleRecord } from '../../src/contract/records.js';
+import { ownsAll } from '../../src/ownership/ownership.js';
+import { MemoryStore } from '../../src/persistence/memory-store.js';
+import { createCallRuntime } from '../../src/runtime/call-runtime.js';
+import type { InboundMessage, MessageAck } from '../../src/service/message-ack.js';
+import { createMetrics } from '../../src/service/metrics.js';
+import { Pipeline } from '../../src/service/pipeline.js';
+
+/**
+ * The message pipeline against the in-memory store, with no nats-server:
+ * messages are acknowledged only once what they changed is stored, a
+ * redelivered message is never applied twice, and one call's events apply
+ * in the order they came.
+ */
+
+const T0 = Date.parse('2026-11-27T09:00:00.000Z');
+const WINDOW_MS = 15_000;
+const A = '11111111-1111-4111-8111-111111111111';
+const B = '22222222-2222-4222-8222-222222222222';
+
+interface Fake extends InboundMessage {
+  readonly acks: string[];
+}
+
+let seq = 0;
+function message(body: unknown, options: { seq?: number; redelivered?: boolean } = {}): Fake {
+  const acks: string[] = [];
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  const callId = (body as { callId?: string }).callId ?? 'x';
+  return {
+    subject: `call.events.${callId}`,
+    data: new TextEncoder().encode(text),
+    seq: options.seq ?? ++seq,
+    redelivered: options.redelivered ?? false,
+    timestampNanos: BigInt(T0) * 1_000_000n,
+    acks,
+    ack: () => acks.push('ack'),
+    nak: (ms?: number) => acks.push(`nak ${ms}`),
+  };
+}
+
+const at = (ms = 0) => new Date(T0 + ms).toISOString();
+const incoming = (callId: string, ms = 0) => ({ type: 'call.incoming', callId, at: at(ms) });
+const reject = (callId: string, ms = 100) => ({
+  type: 'call.reject',
+  callId,
+  at: at(ms),
+  reason: 'busy',
+});
+const answered = (callId: string) => ({ type: 'call.answered', callId, at: at(50) });
+
+/** Let the store's acknowledgements and the runtime's outcomes come in. */
+async function turns(n = 5): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+function setup(options: { tombstoneMemoryMs?: number; graphAnswers?: boolean } = {}) {
+  const clock = new SimulatedClock();
+  clock.set(T0);
+  const requests: RejectRequest[] = [];
+  const answer = { status: 202, maybeDelivered: false };
+  const published: LifecycleRecord[] = [];
+  const invalid: string[] = [];
+  const runtime = createCallRuntime<MessageAck>({
+    clock,
+    windowMs: WINDOW_MS,
+    control: {
+      reject: (request) => {
+        requests.push(request);
+        // Graph answers, or (graphAnswers: false) the request stays in flight.
+        return options.graphAnswers === false ? new Promise(() => {}) : Promise.resolve(answer);
+      },
+    },
+    storedMs: 3_600_000,
+    ...(options.tombstoneMemoryMs !== undefined && {
+      tombstoneMemoryMs: options.tombstoneMemoryMs,
+    }),
+    onChanges: (changes) => pipeline.changed(changes),
+  });
+  const store = new MemoryStore(runtime);
+  const pipeline = new Pipeline({
+    runtime,
+    store,
+    ownership: ownsAll(),
+    subjects: { notifications: 'graph.notifications', eventPrefixes: ['call.events.'] },
+    reportInvalid: (_subject, _data, error) => invalid.push(error),
+    publish: (record) => published.push(record),
+    observe: () => {},
+    metrics: createMetrics(),
+    log: pino({ level: 'silent' }),
+  });
+  return { clock, runtime, store, pipeline, requests, published, invalid };
+}
+
+describe('the pipeline: ack only after store', () => {
+  it('acknowledges a message only once the change it caused is stored, with its sequence', async () => {
+    const { store, pipeline } = setup();
+    store.holdAcks();
+    const msg = message(incoming(A), { seq: 41 });
+    pipeline.handle(msg);
+    await turns();
+    expect(msg.acks).toEqual([]);
+    expect(store.get(A)).toBeUndefined();
+
+    store.releaseAcks();
+    await turns();
+    expect(msg.acks).toEqual(['ack']);
+    expect(store.get(A)).toMatchObject({
+      ok: true,
+      call: { seq: 41, snapshot: { value: 'ringing' } },
+    });
+  });
+
+  it('sends a message back (nak after a second) when its write fails', async () => {
+    const { store, pipeline } = setup();
+    store.failWrites(new Error('the bucket is gone'));
+    const msg = message(incoming(A));
+    pipeline.handle(msg);
+    await turns();
+    expect(msg.acks).toEqual(['nak 1000']);
+  });
+
+  it('stores the events held for a call not seen yet before acknowledging them', async () => {
+    const { store, pipeline } = setup();
+    store.holdAcks();
+    const msg = message(reject(A));
+    pipeline.handle(msg);
+    await turns();
+    expect(msg.acks).toEqual([]);
+    store.releaseAcks();
+    await turns();
+    expect(msg.acks).toEqual(['ack']);
+    expect(store.get(A)).toMatchObject({
+      ok: true,
+      call: { held: [{ type: 'call.reject', callId: A }] },
+    });
+  });
+
+  it('acknowledges at once a message that changes nothing, and an invalid one after reporting it', async () => {
+    const { store, pipeline, invalid } = setup();
+    const bad = message('{"type": "call.incoming"');
+    pipeline.handle(bad);
+    expect(bad.acks).toEqual(['ack']);
+    expect(invalid).toEqual([expect.stringMatching(/^\(message\): must be JSON/)]);
+    expect(store.writes).toEqual([]);
+  });
+});
+
+describe('the pipeline: redelivery', () => {
+  it('never applies a redelivered message twice: it is acknowledged once its writes are stored', async () => {
+    const { pipeline, requests, published, runtime } = setup({ graphAnswers: false });
+    pipeline.handle(message(incoming(A), { seq: 1 }));
+    const first = message(reject(A), { seq: 2 });
+    pipeline.handle(first);
+    await turns();
+    expect(first.acks).toEqual(['ack']);
+    expect(requests).toHaveLength(1);
+    const before = published.length;
+
+    const again = message(reject(A), { seq: 2, redelivered: true });
+    pipeline.handle(again);
+    await turns();
+    expect(again.acks).toEqual(['ack']);
+    expect(requests).toHaveLength(1);
+    expect(published).toHaveLength(before);
+    expect(runtime.stateOf(A)).toBe('rejecting');
+  });
+
+  it('applies a redelivered message that was never applied, counting its first request as possibly sent', async () => {
+    const { pipeline, requests, runtime } = setup();
+    pipeline.handle(message(incoming(A), { seq: 1 }));
+    const msg = message(reject(A), { seq: 2, redelivered: true });
+    pipeline.handle(msg);
+    await turns();
+    expect(msg.acks).toEqual(['ack']);
+    expect(requests).toHaveLength(1);
+    expect(runtime.stateOf(A)).toBe('rejected');
+  });
+});
+
+describe('the pipeline: per-call order', () => {
+  it("applies one call's events in the order they came, also while the first waits for a read of the bucket", async () => {
+    const { clock, store, pipeline, published, requests } = setup({ tombstoneMemoryMs: 1_000 });
+    pipeline.handle(message(incoming(A), { seq: 1 }));
+    pipeline.handle(message(answered(A), { seq: 2 }));
+    await turns();
+    // A minute on, the call left memory: only a hash of its id says the bucket may have it.
+    clock.set(T0 + 60_000);
+    pipeline.handle(message(incoming(B, 60_000), { seq: 3 }));
+    expect(store.get(A)).toMatchObject({
+      ok: true,
+      call: { seq: 2, snapshot: { value: 'answered' } },
+    });
+
+    store.holdAcks();
+    const late = [message(reject(A, 60_000), { seq: 4 }), message(reject(A, 60_001), { seq: 5 })];
+    for (const msg of late) pipeline.handle(msg);
+    // Another call's events do not wait for that read.
+    const other = message(reject(B, 60_002), { seq: 6 });
+    pipeline.handle(other);
+    await turns();
+    store.releaseAcks();
+    await turns();
+
+    const refusals = published.filter((r) => r.callId === A && r.refused);
+    expect(refusals.map((r) => [r.state, r.refused?.type])).toEqual([
+      ['answered', 'call.reject'],
+      ['answered', 'call.reject'],
+    ]);
+    expect(late.map((msg) => msg.acks)).toEqual([['ack'], ['ack']]);
+    expect(requests.map((r) => r.callId)).toEqual([B]);
+    expect(other.acks).toEqual(['ack']);
+    // Nothing rang again: A's key holds its final snapshot still.
+    expect(store.get(A)).toMatchObject({ ok: true, call: { snapshot: { value: 'answered' } } });
+  });
+});
+
+describe('the pipeline: a stored call of another machine version', () => {
+  it('reports its events as invalid and applies none of them', async () => {
+    const { pipeline, invalid, published } = setup();
+    pipeline.unreadable(A, 'the snapshot was stored by machine version 2');
+    const msg = message(reject(A));
+    pipeline.handle(msg);
+    await turns();
+    expect(msg.acks).toEqual(['ack']);
+    expect(invalid).toEqual([
+      'callId: the stored call cannot be used: the snapshot was stored by machine version 2',
+    ]);
+    expect(published).toEqual([]);
+  });
+});
