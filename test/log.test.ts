@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, hashIdentities, type Log, piiHasher } from '../src/log.js';
+import { createLogger, type Log } from '../src/log.js';
+import { createPiiSanitizer, piiHasher } from '../src/pii.js';
 
 /** The service's logger, writing to a string: its lines, parsed, and the raw text. */
 function capture(options: { logPii?: boolean } = {}): {
@@ -280,10 +281,11 @@ describe('the keyed hash', () => {
   it('hashes strings and numbers anywhere in an identity, keeping booleans, null and the tenant', () => {
     const hash = (value: string) => `<${value}>`;
     expect(
-      hashIdentities(
-        { user: { id: 7, displayName: 'Ada', tenantId: 't' }, muted: true, region: null },
-        hash,
-      ),
+      createPiiSanitizer(hash).identity({
+        user: { id: 7, displayName: 'Ada', tenantId: 't' },
+        muted: true,
+        region: null,
+      }),
     ).toEqual({
       user: { id: '<7>', displayName: '<Ada>', tenantId: 't' },
       muted: true,

@@ -1,6 +1,7 @@
 import {
   AckPolicy,
   DeliverPolicy,
+  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
@@ -172,6 +173,8 @@ async function ensureConsumer(
 function isNotFound(error: unknown): boolean {
   return (
     error instanceof JetStreamApiError &&
-    (error.code === 10059 || error.code === 10014 || error.status === 404)
+    (error.code === JetStreamApiCodes.StreamNotFound ||
+      error.code === JetStreamApiCodes.ConsumerNotFound ||
+      error.status === 404)
   );
 }

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { createWebSocketInspector, type StatelyInspectionEvent } from '@statelyai/inspect';
 import { createInspectorServer } from '@statelyai/inspect/server';
 import type { AnyEventObject, InspectionEvent, MachineContext, Observer } from 'xstate';
-import { KEPT_IN_IDENTITIES, PII_PATHS, piiHasher, REDACTED } from '../log.js';
+import { createPiiSanitizer, piiHasher } from '../pii.js';
 
 export interface CallInspectorOptions {
   /** The relay's HTTP + WebSocket port (`INSPECT_PORT`); not 0: the page names it. */
@@ -20,68 +20,6 @@ export interface CallInspector {
   readonly url: string;
   /** Close the relay, its connections and the process's own client. */
   stop(): Promise<void>;
-}
-
-/**
- * Keys whose whole value is a caller's identity (Graph's `participantInfo`,
- * an `identitySet`, one identity, a name or number): hashed like the logs do
- * (see `hashIdentities`: tenant, endpoint type, region and the like are kept).
- */
-export const INSPECTOR_PII_KEYS: ReadonlySet<string> = new Set([
-  ...PII_PATHS,
-  'guest',
-  'email',
-  'mail',
-  'userPrincipalName',
-  'phoneNumber',
-]);
-
-/** A phone number written as one (`+4930…`, `tel:+1 555 …`), wherever it is. */
-const PHONE = /^(tel:)?\+\d[\d ().-]{5,}\d$/i;
-/** What {@link piiHasher} gives: not hashed again when an event is sanitized twice. */
-const HASHED = /^h:[0-9a-f]{12}$/;
-const MAX_DEPTH = 12;
-
-/**
- * A JSON-safe copy of `value` with personal data replaced by keyed hashes:
- * every string and number under {@link INSPECTOR_PII_KEYS} (except what
- * `KEPT_IN_IDENTITIES` keeps, as in the logs), and any string that is a phone
- * number. Functions are dropped, `toJSON` is honoured, cycles and very deep
- * values are cut. Sanitizing twice changes nothing more.
- */
-export function createInspectionSanitizer(
-  hash: (value: string) => string = piiHasher(),
-): (value: unknown) => unknown {
-  const once = (value: string) => (HASHED.test(value) ? value : hash(value));
-  const ancestors = new Set<object>();
-  const scrub = (input: unknown, depth: number, identity: boolean): unknown => {
-    let value = input;
-    if (typeof value === 'object' && value !== null && 'toJSON' in value) {
-      const toJSON = (value as { toJSON: unknown }).toJSON;
-      if (typeof toJSON === 'function') value = toJSON.call(value);
-    }
-    if (typeof value === 'string') return identity || PHONE.test(value) ? once(value) : value;
-    if (typeof value === 'number' || typeof value === 'bigint') {
-      return identity ? once(String(value)) : typeof value === 'bigint' ? String(value) : value;
-    }
-    if (typeof value === 'function' || typeof value === 'symbol') return undefined;
-    if (typeof value !== 'object' || value === null) return value;
-    if (depth >= MAX_DEPTH || ancestors.has(value)) return REDACTED;
-    ancestors.add(value);
-    try {
-      if (Array.isArray(value)) return value.map((item) => scrub(item, depth + 1, identity));
-      const copy: Record<string, unknown> = {};
-      for (const [key, item] of Object.entries(value)) {
-        const inside = identity ? !KEPT_IN_IDENTITIES.has(key) : INSPECTOR_PII_KEYS.has(key);
-        const clean = scrub(item, depth + 1, inside);
-        if (clean !== undefined) copy[key] = clean;
-      }
-      return copy;
-    } finally {
-      ancestors.delete(value);
-    }
-  };
-  return (value) => scrub(value, 0, false);
 }
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -184,7 +122,7 @@ export async function createCallInspector(options: CallInspectorOptions): Promis
     throw error;
   });
 
-  const sanitize = createInspectionSanitizer();
+  const sanitize = createPiiSanitizer(piiHasher()).anywhere;
   const reachable = reachableHost(host);
   const client = createWebSocketInspector({
     url: `ws://${reachable}:${port}`,

@@ -1,6 +1,6 @@
 import { WebSocket } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createInspectionSanitizer } from '../../src/inspect/inspector.js';
+import { createPiiSanitizer, piiHasher } from '../../src/pii.js';
 import { incoming, newCallId, reject } from '../support/call-bus.js';
 import { startCallgate } from '../support/callgate-process.js';
 import { useE2e } from '../support/e2e.js';
@@ -130,8 +130,8 @@ describe('callgate serve with INSPECT=1', () => {
   });
 });
 
-describe('the inspector sanitizer', () => {
-  const sanitize = createInspectionSanitizer((value) => `h(${value})`);
+describe('the personal-data sanitizer, as the inspector uses it', () => {
+  const sanitize = createPiiSanitizer((value) => `h(${value})`).anywhere;
 
   it('hashes identities and phone numbers anywhere, keeping what is not personal', () => {
     const event = {
@@ -166,7 +166,7 @@ describe('the inspector sanitizer', () => {
   });
 
   it('hashes once: an event sanitized again (sanitizeEvent, then serialize) is unchanged', () => {
-    const real = createInspectionSanitizer();
+    const real = createPiiSanitizer(piiHasher()).anywhere;
     const once = real({
       source: { identity: { user: { displayName: 'Ada' } } },
       n: '+33123456789',
