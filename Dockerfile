@@ -7,22 +7,34 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY machines ./machines
 COPY src ./src
-# The development tools (Graph emulator, demo, nats-server launcher) stay out
-# of the image: the service never imports them.
-RUN npm run build && rm -rf dist/src/tools
+# The service's output leaves the development tools (Graph emulator, demo,
+# nats-server launcher) out: the service never imports them.
+RUN npm run build && mkdir /service && cp -r dist /service/dist && rm -rf /service/dist/src/tools
 
-# Run: production dependencies and the compiled output only, as a non-root user.
-FROM node:20-bookworm-slim
+# Production dependencies only, shared by the two images below.
+FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# The Graph emulator for development (`docker compose --profile emulator`):
+# `docker build --target tools .`
+FROM runtime AS tools
 COPY --from=build /app/dist ./dist
+USER node
+EXPOSE 8090
+ENTRYPOINT ["node", "dist/src/cli.js"]
+CMD ["emulate-graph", "--host", "0.0.0.0", "--port", "8090"]
+
+# The service (the default target): the compiled service, as a non-root user.
+FROM runtime
+COPY --from=build /service/dist ./dist
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.HTTP_PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 # A larger young generation: fewer scavenges of the many short-lived objects
-# each call makes (the README's benchmark section has the figures).
+# each call makes (docs/benchmarks.md has the figures).
 ENTRYPOINT ["node", "--max-semi-space-size=32", "dist/src/cli.js"]
 CMD ["serve"]
