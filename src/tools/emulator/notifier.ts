@@ -17,9 +17,9 @@ import { callKey } from './faults.js';
 export const NOTIFICATION_ISSUER = 'https://api.botframework.com';
 /** The tenant placed calls belong to when none is given. */
 export const DEFAULT_TENANT_ID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+/** resultInfo of a call that rang out: the emulator's choice, Graph documents no fixed code. */
+export const TIMED_OUT = { code: 408, subcode: 0, message: 'The call was not answered in time.' };
 /** `resultInfo` of a hang-up when none is given. */
-export /** resultInfo of a call that rang out: the emulator's choice, Graph documents no fixed code. */
-const TIMED_OUT = { code: 408, subcode: 0, message: 'The call was not answered in time.' };
 const NORMAL_HANGUP = { code: 0, subcode: 540000, message: 'Call ended by the caller.' };
 
 const Participant = z.record(z.string(), z.unknown(), { error: 'must be an object' });
