@@ -236,196 +236,310 @@ export function parsePlaceCall(value: unknown): z.output<typeof PlaceCallOptions
 }
 
 export function createNotifier(options: NotifierOptions): Notifier {
-  const agent = new Agent({ keepAliveTimeout: 10_000, connections: 16 });
-  const timeoutMs = options.timeoutMs ?? 5_000;
-  const calls = new Map<string, EmulatedCall>();
-  const sent: SentNotification[] = [];
-  const inFlight = new Set<Promise<unknown>>();
-  const answerTimeoutMs = options.answerTimeoutMs ?? 15_000;
-  const timers = new Set<NodeJS.Timeout>();
+  const sender = new NotificationSender(options);
+  const book = new CallBook(sender, options.answerTimeoutMs ?? 15_000);
+  return {
+    placeCall: (input) => book.place(input),
+    answer: (callId) => book.answer(callId),
+    hangUp: (callId, resultInfo) => book.hangUp(callId, resultInfo),
+    rejectAccepted: (callId) => book.rejectAccepted(callId),
+    calls: () => book.list(),
+    notifications: () => sender.records(),
+    settled: () => sender.settled(),
+    reset() {
+      book.reset();
+      sender.forget();
+    },
+    close: () => {
+      book.close();
+      return sender.close();
+    },
+  };
+}
+
+/**
+ * The calls the emulator announced, each with its state as Graph sees it.
+ * Every change of state goes out as Graph's notification through the sender;
+ * a call nobody answers or rejects in time is ended as Graph would end it.
+ */
+class CallBook {
+  readonly #calls = new Map<string, EmulatedCall>();
+  readonly #sender: NotificationSender;
+  readonly #timers = new RingTimers();
+  readonly #answerTimeoutMs: number;
+
+  constructor(sender: NotificationSender, answerTimeoutMs: number) {
+    this.#sender = sender;
+    this.#answerTimeoutMs = answerTimeoutMs;
+  }
+
+  async place(input: PlaceCallOptions): Promise<PlacedCall> {
+    const o = parsePlaceCall(input);
+    const callId = o.callId ?? randomUUID();
+    if (this.#calls.has(callKey(callId))) {
+      throw new CallStateError(`call ${callId} was placed already`, 409);
+    }
+    const call = newCall(callId, o);
+    this.#calls.set(callKey(callId), call);
+    const body = announcement(call, o);
+    const notification = await this.#sender.post(call, 'created', 'incoming', body);
+    this.#timeOutLater(call);
+    return { callId, status: notification.status, notification };
+  }
+
+  answer(callId: string): Promise<SentNotification> {
+    const call = this.#known(callId);
+    if (call.state !== 'incoming') {
+      throw new CallStateError(`call ${callId} is ${call.state}, not incoming`, 409);
+    }
+    call.state = 'established';
+    return this.#sender.post(call, 'updated', 'established', establishedBatch(call));
+  }
+
+  hangUp(callId: string, input: HangUpOptions = {}): Promise<SentNotification> {
+    const call = this.#known(callId);
+    if (call.state === 'terminated' || call.state === 'deleted') {
+      throw new CallStateError(`call ${callId} is ${call.state} already`, 409);
+    }
+    const parsed = HangUpOptions.safeParse(input);
+    if (!parsed.success) throw new TypeError(describeIssues(parsed.error));
+    return this.#terminate(call, { ...NORMAL_HANGUP, ...parsed.data });
+  }
+
+  rejectAccepted(callId: string): void {
+    const call = this.#calls.get(callKey(callId));
+    if (call?.state !== 'incoming') return;
+    call.state = 'deleted';
+    void this.#sender.post(call, 'deleted', null, deletedBatch(call));
+  }
+
+  /** Copies, in placing order. */
+  list(): EmulatedCall[] {
+    return [...this.#calls.values()].map((call) => ({ ...call }));
+  }
+
+  reset(): void {
+    this.#timers.clear();
+    this.#calls.clear();
+  }
+
+  close(): void {
+    this.#timers.clear();
+  }
 
   /** `deleted` with state `terminated` and Graph's resultInfo: a hang-up or a time-out. */
-  function terminate(call: EmulatedCall, resultInfo: object): Promise<SentNotification> {
+  #terminate(call: EmulatedCall, resultInfo: object): Promise<SentNotification> {
     call.state = 'terminated';
-    return post(
-      call,
-      'deleted',
-      'terminated',
-      batch({
-        changeType: 'deleted',
-        ...resourceOf(call.callId),
-        resourceData: {
-          '@odata.type': '#microsoft.graph.call',
-          state: 'terminated',
-          callChainId: call.chainId,
-          tenantId: call.tenantId,
-          resultInfo,
-        },
-      }),
-    );
+    return this.#sender.post(call, 'deleted', 'terminated', terminatedBatch(call, resultInfo));
   }
 
   /** Graph's follow-up when nobody answered or rejected in time. */
-  function timeOutLater(call: EmulatedCall): void {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      if (call.state !== 'incoming' || calls.get(callKey(call.callId)) !== call) return;
-      void terminate(call, TIMED_OUT);
-    }, answerTimeoutMs);
-    timer.unref();
-    timers.add(timer);
+  #timeOutLater(call: EmulatedCall): void {
+    this.#timers.after(this.#answerTimeoutMs, () => {
+      if (call.state !== 'incoming' || this.#calls.get(callKey(call.callId)) !== call) return;
+      void this.#terminate(call, TIMED_OUT);
+    });
   }
 
-  async function post(
+  #known(callId: string): EmulatedCall {
+    const call = this.#calls.get(callKey(callId));
+    if (!call) throw new CallStateError(`no call ${callId} was placed`, 404);
+    return call;
+  }
+}
+
+/** Timers of ringing calls; unref'd, so a ringing call never keeps the process alive. */
+class RingTimers {
+  readonly #timers = new Set<NodeJS.Timeout>();
+
+  after(ms: number, then: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      then();
+    }, ms);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+
+  clear(): void {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+  }
+}
+
+/** A call as Graph tracks it from the moment it is placed. */
+function newCall(callId: string, o: z.output<typeof PlaceCallOptions>): EmulatedCall {
+  return {
+    callId,
+    callbackUrl: o.callbackUrl,
+    appId: o.appId,
+    tenantId: o.tenantId ?? DEFAULT_TENANT_ID,
+    scenarioId: o.scenarioId ?? randomUUID(),
+    chainId: o.chainId ?? randomUUID(),
+    state: 'incoming',
+  };
+}
+
+/** The incoming-call batch of a placed call, with the caller's choices from the options. */
+function announcement(call: EmulatedCall, o: z.output<typeof PlaceCallOptions>) {
+  return incomingCallBatch({
+    ...call,
+    ...(o.source && { source: o.source }),
+    ...(o.targets && { targets: o.targets }),
+    ...(o.direction && { direction: o.direction }),
+    ...(o.requestedModalities && { requestedModalities: o.requestedModalities }),
+  });
+}
+
+/** `updated`, state `established`: the call was answered. */
+function establishedBatch(call: EmulatedCall) {
+  return batch({
+    changeType: 'updated',
+    ...resourceOf(call.callId),
+    resourceData: {
+      '@odata.type': '#microsoft.graph.call',
+      state: 'established',
+      callChainId: call.chainId,
+      tenantId: call.tenantId,
+    },
+  });
+}
+
+/** `deleted`, state `terminated`, with why the call ended. */
+function terminatedBatch(call: EmulatedCall, resultInfo: object) {
+  return batch({
+    changeType: 'deleted',
+    ...resourceOf(call.callId),
+    resourceData: {
+      '@odata.type': '#microsoft.graph.call',
+      state: 'terminated',
+      callChainId: call.chainId,
+      tenantId: call.tenantId,
+      resultInfo,
+    },
+  });
+}
+
+/** A bare `deleted`: what Graph sends after an accepted reject. */
+function deletedBatch(call: EmulatedCall) {
+  return batch({ changeType: 'deleted', ...resourceOf(call.callId) });
+}
+
+/**
+ * Signs and POSTs notifications to the callbacks, and keeps every one sent
+ * with the webhook's answer, in sending order.
+ */
+class NotificationSender {
+  readonly #options: NotifierOptions;
+  readonly #timeoutMs: number;
+  readonly #agent = new Agent({ keepAliveTimeout: 10_000, connections: 16 });
+  readonly #sent: SentNotification[] = [];
+  readonly #inFlight = new Set<Promise<unknown>>();
+
+  constructor(options: NotifierOptions) {
+    this.#options = options;
+    this.#timeoutMs = options.timeoutMs ?? 5_000;
+  }
+
+  /** Record the notification as sent now, then POST it; resolves once the webhook answered. */
+  async post(
     call: EmulatedCall,
     changeType: SentNotification['changeType'],
     state: string | null,
     body: unknown,
   ): Promise<SentNotification> {
-    const record: SentNotification = {
-      seq: sent.length + 1,
-      callId: call.callId,
-      changeType,
-      state,
-      callbackUrl: call.callbackUrl,
-      messageId: randomUUID(),
-      sentAt: Date.now(),
-      status: null,
-      error: null,
-      ms: null,
-    };
-    sent.push(record);
-    const work = (async () => {
-      const token = await signNotificationToken(await options.keys(), {
-        appId: call.appId,
-        tenantId: call.tenantId,
-        issuer: options.issuer,
-        ...(options.tokenTtlSeconds !== undefined && { ttlSeconds: options.tokenTtlSeconds }),
-      });
-      const started = performance.now();
-      try {
-        const response = await request(call.callbackUrl, {
-          method: 'POST',
-          dispatcher: agent,
-          headers: {
-            authorization: `Bearer ${token}`,
-            'content-type': 'application/json; charset=utf-8',
-            'scenario-id': call.scenarioId,
-            'x-microsoft-skype-chain-id': call.chainId,
-            'x-microsoft-skype-message-id': record.messageId,
-            'client-request-id': randomUUID(),
-          },
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-        await response.body.dump();
-        record.status = response.statusCode;
-      } catch (error) {
-        record.error = error instanceof Error ? error.message : String(error);
-      }
-      record.ms = Math.round((performance.now() - started) * 100) / 100;
-      options.log?.debug(
-        { callId: call.callId, changeType, state, status: record.status, error: record.error },
-        'graph emulator notified',
-      );
-      return record;
-    })();
-    inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
+    const record = sentRecord(this.#sent.length + 1, call, changeType, state);
+    this.#sent.push(record);
+    const work = this.#deliver(call, record, body);
+    this.#inFlight.add(work);
+    void work.finally(() => this.#inFlight.delete(work));
     return work;
   }
 
-  function known(callId: string): EmulatedCall {
-    const call = calls.get(callKey(callId));
-    if (!call) throw new CallStateError(`no call ${callId} was placed`, 404);
-    return call;
+  /** Copies, oldest first. */
+  records(): SentNotification[] {
+    return this.#sent.map((record) => ({ ...record }));
   }
 
+  async settled(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+  }
+
+  forget(): void {
+    this.#sent.length = 0;
+  }
+
+  close(): Promise<void> {
+    return this.#agent.destroy();
+  }
+
+  /** POST the body and fill in the record with the webhook's answer (or why there is none). */
+  async #deliver(call: EmulatedCall, record: SentNotification, body: unknown) {
+    const token = await this.#sign(call);
+    const started = performance.now();
+    try {
+      record.status = await this.#send(call, record.messageId, token, body);
+    } catch (error) {
+      record.error = error instanceof Error ? error.message : String(error);
+    }
+    record.ms = Math.round((performance.now() - started) * 100) / 100;
+    const { changeType, state, status, error } = record;
+    this.#options.log?.debug(
+      { callId: call.callId, changeType, state, status, error },
+      'graph emulator notified',
+    );
+    return record;
+  }
+
+  async #sign(call: EmulatedCall): Promise<string> {
+    return signNotificationToken(await this.#options.keys(), {
+      appId: call.appId,
+      tenantId: call.tenantId,
+      issuer: this.#options.issuer,
+      ...(this.#options.tokenTtlSeconds !== undefined && {
+        ttlSeconds: this.#options.tokenTtlSeconds,
+      }),
+    });
+  }
+
+  /** The webhook's status, once its answer's body has been read to the end. */
+  async #send(call: EmulatedCall, messageId: string, token: string, body: unknown) {
+    const response = await request(call.callbackUrl, {
+      method: 'POST',
+      dispatcher: this.#agent,
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json; charset=utf-8',
+        'scenario-id': call.scenarioId,
+        'x-microsoft-skype-chain-id': call.chainId,
+        'x-microsoft-skype-message-id': messageId,
+        'client-request-id': randomUUID(),
+      },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(this.#timeoutMs),
+    });
+    await response.body.dump();
+    return response.statusCode;
+  }
+}
+
+/** A notification as sent now, waiting for the webhook's answer. */
+function sentRecord(
+  seq: number,
+  call: EmulatedCall,
+  changeType: SentNotification['changeType'],
+  state: string | null,
+): SentNotification {
   return {
-    async placeCall(input) {
-      const o = parsePlaceCall(input);
-      const callId = o.callId ?? randomUUID();
-      if (calls.has(callKey(callId))) {
-        throw new CallStateError(`call ${callId} was placed already`, 409);
-      }
-      const call: EmulatedCall = {
-        callId,
-        callbackUrl: o.callbackUrl,
-        appId: o.appId,
-        tenantId: o.tenantId ?? DEFAULT_TENANT_ID,
-        scenarioId: o.scenarioId ?? randomUUID(),
-        chainId: o.chainId ?? randomUUID(),
-        state: 'incoming',
-      };
-      calls.set(callKey(callId), call);
-      const body = incomingCallBatch({
-        ...call,
-        ...(o.source && { source: o.source }),
-        ...(o.targets && { targets: o.targets }),
-        ...(o.direction && { direction: o.direction }),
-        ...(o.requestedModalities && { requestedModalities: o.requestedModalities }),
-      });
-      const notification = await post(call, 'created', 'incoming', body);
-      timeOutLater(call);
-      return { callId, status: notification.status, notification };
-    },
-    answer(callId) {
-      const call = known(callId);
-      if (call.state !== 'incoming') {
-        throw new CallStateError(`call ${callId} is ${call.state}, not incoming`, 409);
-      }
-      call.state = 'established';
-      return post(
-        call,
-        'updated',
-        'established',
-        batch({
-          changeType: 'updated',
-          ...resourceOf(call.callId),
-          resourceData: {
-            '@odata.type': '#microsoft.graph.call',
-            state: 'established',
-            callChainId: call.chainId,
-            tenantId: call.tenantId,
-          },
-        }),
-      );
-    },
-    hangUp(callId, input = {}) {
-      const call = known(callId);
-      if (call.state === 'terminated' || call.state === 'deleted') {
-        throw new CallStateError(`call ${callId} is ${call.state} already`, 409);
-      }
-      const parsed = HangUpOptions.safeParse(input);
-      if (!parsed.success) throw new TypeError(describeIssues(parsed.error));
-      return terminate(call, { ...NORMAL_HANGUP, ...parsed.data });
-    },
-    rejectAccepted(callId) {
-      const call = calls.get(callKey(callId));
-      if (call?.state !== 'incoming') return;
-      call.state = 'deleted';
-      void post(
-        call,
-        'deleted',
-        null,
-        batch({ changeType: 'deleted', ...resourceOf(call.callId) }),
-      );
-    },
-    calls: () => [...calls.values()].map((call) => ({ ...call })),
-    notifications: () => sent.map((record) => ({ ...record })),
-    async settled() {
-      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-    },
-    reset() {
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      calls.clear();
-      sent.length = 0;
-    },
-    close: () => {
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      return agent.destroy();
-    },
+    seq,
+    callId: call.callId,
+    changeType,
+    state,
+    callbackUrl: call.callbackUrl,
+    messageId: randomUUID(),
+    sentAt: Date.now(),
+    status: null,
+    error: null,
+    ms: null,
   };
 }
