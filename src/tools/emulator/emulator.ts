@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   handleCallsControl,
@@ -16,14 +16,16 @@ import {
   type HangUpOptions,
   NOTIFICATION_ISSUER,
   type NotificationKeys,
+  type Notifier,
+  type NotifierOptions,
   type PlaceCallOptions,
   type PlacedCall,
   type SentNotification,
   signNotificationToken,
 } from './notifier.js';
-import { handleReject } from './reject-route.js';
+import { handleReject, type RejectRouteOptions } from './reject-route.js';
 import * as State from './state.js';
-import { handleOpenIdConfiguration, handleToken } from './token-route.js';
+import { handleOpenIdConfiguration, handleToken, type TokenRouteOptions } from './token-route.js';
 
 export type { Fault, FaultRule } from './faults.js';
 export type {
@@ -123,23 +125,61 @@ const OPENID = /^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/;
 export async function createGraphEmulator(
   options: GraphEmulatorOptions = {},
 ): Promise<GraphEmulator> {
-  const state = State.createState(createFaultBook(options.random ?? Math.random));
-  const host = options.host ?? '127.0.0.1';
-  const rejectOptions = { latencyMs: options.latencyMs ?? 0 };
-  const tokenOptions = {
-    tokenTtlSeconds: options.tokenTtlSeconds ?? 3599,
-    credentials: options.credentials,
-  };
-  let url = '';
   const issuer = options.issuer ?? NOTIFICATION_ISSUER;
-  // The notification signing key is made on first use (RSA key generation
-  // takes a while): the first `/keys` fetch, token or placed call.
+  const keys = notificationKeysOnFirstUse();
+  const context: RouteContext = {
+    state: State.createState(createFaultBook(options.random ?? Math.random)),
+    notifier: createNotifier(notifierOptions(options, keys, issuer)),
+    keys,
+    issuer,
+    rejectOptions: { latencyMs: options.latencyMs ?? 0 },
+    tokenOptions: {
+      tokenTtlSeconds: options.tokenTtlSeconds ?? 3599,
+      credentials: options.credentials,
+    },
+    url: '',
+  };
+  const server = createServer((req, res) => {
+    route(req, res, context).catch((error: unknown) => answerFailure(req, res, error, options.log));
+  });
+  const host = options.host ?? '127.0.0.1';
+  const port = await listen(server, options.port ?? 0, host);
+  context.url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  options.log?.debug({ url: context.url }, 'graph emulator listening');
+  return emulatorApi(server, port, context, options.notificationTokenTtlSeconds);
+}
+
+/** What the routes answer from; one per emulator. */
+interface RouteContext {
+  readonly state: State.EmulatorState;
+  readonly notifier: Notifier;
+  readonly keys: () => Promise<NotificationKeys>;
+  /** `iss` of the notification tokens. */
+  readonly issuer: string;
+  readonly rejectOptions: RejectRouteOptions;
+  readonly tokenOptions: TokenRouteOptions;
+  /** `http://host:port`, known once the server listens. */
+  url: string;
+}
+
+/**
+ * The notification signing key, made on first use (RSA key generation
+ * takes a while): the first `/keys` fetch, token or placed call.
+ */
+function notificationKeysOnFirstUse(): () => Promise<NotificationKeys> {
   let keysMade: Promise<NotificationKeys> | undefined;
-  const keys = () => {
+  return () => {
     keysMade ??= createNotificationKeys();
     return keysMade;
   };
-  const notifier = createNotifier({
+}
+
+function notifierOptions(
+  options: GraphEmulatorOptions,
+  keys: () => Promise<NotificationKeys>,
+  issuer: string,
+): NotifierOptions {
+  return {
     keys,
     issuer,
     ...(options.answerTimeoutMs !== undefined && { answerTimeoutMs: options.answerTimeoutMs }),
@@ -147,63 +187,84 @@ export async function createGraphEmulator(
       tokenTtlSeconds: options.notificationTokenTtlSeconds,
     }),
     ...(options.log && { log: options.log }),
-  });
+  };
+}
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const method = req.method ?? 'GET';
-    if (path.startsWith(CONTROL_PREFIX)) {
-      if (await handleCallsControl(req, res, path, notifier)) return;
-      return handleControl(req, res, path, state, { onReset: () => notifier.reset() });
-    }
-    const reject = REJECT.exec(path);
-    if (reject && method === 'POST') {
-      const apiVersion = reject[1] === 'beta' ? 'beta' : 'v1.0';
-      const callId = decodeURIComponent(reject[2] ?? '');
-      await handleReject(req, res, { apiVersion, callId }, state, rejectOptions);
-      // Graph follows an accepted reject with a bare `deleted` (once per announced call).
-      if (state.accepted.has(callKey(callId))) notifier.rejectAccepted(callId);
-      return;
-    }
-    if (method === 'GET' && path === '/.well-known/openid-configuration') {
-      return handleNotificationOpenId(res, url, issuer);
-    }
-    if (method === 'GET' && path === '/keys') return handleNotificationKeys(res, await keys());
-    const token = TOKEN.exec(path);
-    if (token?.[1] && method === 'POST') {
-      return handleToken(req, res, token[1], state, tokenOptions);
-    }
-    const openid = OPENID.exec(path);
-    if (openid?.[1] && method === 'GET') return handleOpenIdConfiguration(res, openid[1], url);
-    const ids = { requestId: randomUUID(), clientRequestId: null };
-    if (reject || token) {
-      return sendGraphError(res, 405, 'Request_BadRequest', `${method} is not allowed here.`, ids);
-    }
-    sendGraphError(res, 404, 'UnknownUrl', `No route for ${method} ${path}.`, ids);
+async function route(
+  req: IncomingMessage,
+  res: ServerResponse,
+  context: RouteContext,
+): Promise<void> {
+  const { state, notifier } = context;
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const method = req.method ?? 'GET';
+  if (path.startsWith(CONTROL_PREFIX)) {
+    if (await handleCallsControl(req, res, path, notifier)) return;
+    return handleControl(req, res, path, state, { onReset: () => notifier.reset() });
   }
+  const reject = REJECT.exec(path);
+  if (reject && method === 'POST') {
+    const apiVersion = reject[1] === 'beta' ? 'beta' : 'v1.0';
+    const callId = decodeURIComponent(reject[2] ?? '');
+    await handleReject(req, res, { apiVersion, callId }, state, context.rejectOptions);
+    // Graph follows an accepted reject with a bare `deleted` (once per announced call).
+    if (state.accepted.has(callKey(callId))) notifier.rejectAccepted(callId);
+    return;
+  }
+  if (method === 'GET' && path === '/.well-known/openid-configuration') {
+    return handleNotificationOpenId(res, context.url, context.issuer);
+  }
+  if (method === 'GET' && path === '/keys')
+    return handleNotificationKeys(res, await context.keys());
+  const token = TOKEN.exec(path);
+  if (token?.[1] && method === 'POST') {
+    return handleToken(req, res, token[1], state, context.tokenOptions);
+  }
+  const openid = OPENID.exec(path);
+  if (openid?.[1] && method === 'GET')
+    return handleOpenIdConfiguration(res, openid[1], context.url);
+  const ids = { requestId: randomUUID(), clientRequestId: null };
+  if (reject || token) {
+    return sendGraphError(res, 405, 'Request_BadRequest', `${method} is not allowed here.`, ids);
+  }
+  sendGraphError(res, 404, 'UnknownUrl', `No route for ${method} ${path}.`, ids);
+}
 
-  const server = createServer((req, res) => {
-    route(req, res).catch((error: unknown) => {
-      if (error instanceof BodyTooLargeError) return send(res, 413);
-      if (error instanceof URIError) return send(res, 400);
-      // The client went away mid-request (or the emulator is closing): nobody to answer.
-      if (req.destroyed || res.destroyed) return;
-      options.log?.error({ err: String(error) }, 'graph emulator route failed');
-      send(res, 500);
-    });
-  });
+/** The answer to a request whose route failed. */
+function answerFailure(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: unknown,
+  log: EmulatorLog | undefined,
+) {
+  if (error instanceof BodyTooLargeError) return send(res, 413);
+  if (error instanceof URIError) return send(res, 400);
+  // The client went away mid-request (or the emulator is closing): nobody to answer.
+  if (req.destroyed || res.destroyed) return;
+  log?.error({ err: String(error) }, 'graph emulator route failed');
+  send(res, 500);
+}
 
+/** Listen on `host:port` (port 0: a free one); resolves with the port taken. */
+async function listen(server: Server, port: number, host: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });
   });
-  const { port } = server.address() as AddressInfo;
-  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  options.log?.debug({ url }, 'graph emulator listening');
+  return (server.address() as AddressInfo).port;
+}
 
+/** The emulator's API over its listening server and the parts the routes share. */
+function emulatorApi(
+  server: Server,
+  port: number,
+  context: RouteContext,
+  notificationTokenTtlSeconds: number | undefined,
+): GraphEmulator {
+  const { state, notifier, url, issuer } = context;
   return {
     url,
     port,
@@ -222,15 +283,7 @@ export async function createGraphEmulator(
       State.reset(state);
       notifier.reset();
     },
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Cut open connections first, so held answers released below go nowhere.
-        server.closeAllConnections();
-        State.release(state);
-      });
-      await notifier.close();
-    },
+    close: () => closeEmulator(server, state, notifier),
     openIdUrl: `${url}/.well-known/openid-configuration`,
     issuer,
     placeCall: (call) => notifier.placeCall(call),
@@ -240,12 +293,23 @@ export async function createGraphEmulator(
     notifications: () => notifier.notifications(),
     notificationsSettled: () => notifier.settled(),
     signNotificationToken: async (claims) =>
-      signNotificationToken(await keys(), {
+      signNotificationToken(await context.keys(), {
         ...claims,
         issuer,
-        ...(options.notificationTokenTtlSeconds !== undefined && {
-          ttlSeconds: options.notificationTokenTtlSeconds,
+        ...(notificationTokenTtlSeconds !== undefined && {
+          ttlSeconds: notificationTokenTtlSeconds,
         }),
       }),
   };
+}
+
+/** Stop listening, drop held answers, then close the notifier's connections. */
+async function closeEmulator(server: Server, state: State.EmulatorState, notifier: Notifier) {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    // Cut open connections first, so held answers released below go nowhere.
+    server.closeAllConnections();
+    State.release(state);
+  });
+  await notifier.close();
 }
