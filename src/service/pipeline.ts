@@ -6,6 +6,7 @@ import { isFinalStored } from '../persistence/codec.js';
 import type { SnapshotStore, Stored } from '../persistence/store.js';
 import type { CallChange, CallRuntime } from '../runtime/call-runtime.js';
 import { type DecodeSubjects, decodeMessage } from './decode.js';
+import type { InvalidReporter } from './invalid.js';
 import { type InboundMessage, MessageAck } from './message-ack.js';
 import type { Metrics } from './metrics.js';
 
@@ -15,7 +16,7 @@ export interface PipelineOptions {
   readonly ownership: Ownership;
   readonly subjects: DecodeSubjects;
   /** A message or an event that could not be used. */
-  readonly reportInvalid: (subject: string, data: Uint8Array, error: string) => void;
+  readonly reportInvalid: InvalidReporter;
   /** A lifecycle record, once handed to the bus. */
   readonly publish: (record: LifecycleRecord) => void;
   /** Every lifecycle record with its call's deadline (logs, metrics, the live page). */

@@ -4,6 +4,7 @@ import type { CallEnvelope } from '../contract/events.js';
 import type { Log } from '../log.js';
 import { partitionOf } from '../ownership/partition.js';
 import { type DecodeSubjects, decodeMessage } from './decode.js';
+import type { InvalidReporter } from './invalid.js';
 import type { InboundMessage } from './message-ack.js';
 import type { Metrics } from './metrics.js';
 
@@ -13,7 +14,7 @@ export interface RouterOptions {
   readonly stream: string;
   readonly partitions: number;
   readonly subjects: DecodeSubjects;
-  readonly reportInvalid: (subject: string, data: Uint8Array, error: string) => void;
+  readonly reportInvalid: InvalidReporter;
   readonly metrics: Metrics;
   readonly log: Log;
 }

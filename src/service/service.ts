@@ -6,13 +6,15 @@ import {
   ensureStreamAndConsumer,
   type Partitioning,
 } from '../bus/jetstream.js';
-import { createOutbox } from '../bus/outbox.js';
+import { createOutbox, type Outbox } from '../bus/outbox.js';
 import { createRecordPublisher } from '../bus/publishers.js';
 import type { LifecycleRecord } from '../contract/records.js';
 import type { Log } from '../log.js';
 import { type Ownership, ownsAll, ownsPartition } from '../ownership/ownership.js';
 import { openSnapshotStore } from '../persistence/nats-store.js';
+import type { SnapshotStore } from '../persistence/store.js';
 import {
+  type CallChange,
   type CallRuntime,
   type CallRuntimeOptions,
   createCallRuntime,
@@ -20,7 +22,7 @@ import {
 import { type Clock, systemClock } from '../runtime/clock.js';
 import type { CallControl } from '../runtime/ports.js';
 import type { DecodeSubjects } from './decode.js';
-import { invalidRecord } from './invalid.js';
+import { createInvalidReporter, type InvalidReporter } from './invalid.js';
 import type { MessageAck } from './message-ack.js';
 import type { Metrics } from './metrics.js';
 import { createRecordObserver, type RecordFacts } from './observers.js';
@@ -98,27 +100,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   // event loop leave together, in as few socket writes as possible.
   const outbox = createOutbox((error) => log.error({ err: error }, 'sending to NATS failed'));
   const publisher = createRecordPublisher(nc, outbox, names.prefix);
-  const reportInvalid = (subject: string, data: Uint8Array, error: string) => {
-    metrics.invalid.inc();
-    publisher.invalid(invalidRecord(subject, data, error, clock.now()));
-    log.warn({ subject, error }, 'invalid message');
-  };
-  const runtime = createCallRuntime<MessageAck>({
-    clock,
-    windowMs: options.answerTimeoutMs,
-    control: options.control,
-    log,
-    idleAwake: IDLE_AWAKE,
-    tombstoneMemoryMs: Math.min(
-      options.retentionMs,
-      options.tombstoneMemoryMs ?? TOMBSTONE_MEMORY_MS,
-    ),
-    storedMs: options.retentionMs,
-    ...(options.inspect && { inspect: options.inspect }),
-    ...(options.keepAwake !== undefined && { keepAwake: options.keepAwake }),
-    // The pipeline is made below; steps only run once it exists.
-    onChanges: (changes) => pipeline.changed(changes),
-  });
+  const reportInvalid = createInvalidReporter({ publisher, metrics, log, clock });
+  // The pipeline is made below; steps only run once it exists.
+  const runtime = runtimeFor(options, clock, (changes) => pipeline.changed(changes));
   const store = await openSnapshotStore(nc, {
     bucket: names.bucket,
     retentionMs: options.retentionMs,
@@ -141,59 +125,106 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     metrics,
     log,
   });
-
-  const restored = await restoreCalls(store, runtime, log);
-  for (const [callId, value] of restored.unreadable) {
-    metrics.unreadableCalls.inc();
-    log.error({ callId, error: value.error }, 'a stored call cannot be restored');
-    reportInvalid(`$KV.${names.bucket}.${callId}`, value.data, `snapshot: ${value.error}`);
-    pipeline.unreadable(callId, value.error);
-  }
-  metrics.liveCalls.set(runtime.liveCount);
-  log.info(
-    { restored: restored.live, final: restored.final, live: runtime.liveCount },
-    'calls restored',
-  );
+  await restore({ store, runtime, pipeline, bucket: names.bucket, reportInvalid, metrics, log });
 
   await ownership.acquire();
-  const subscriptions = await consume(names, pipeline, {
-    js: jetstream(nc),
-    subjects,
-    reportInvalid,
-    metrics,
-    log,
-  });
-  let ready = true;
+  const js = jetstream(nc);
+  const routing = { js, subjects, reportInvalid, metrics, log };
+  const subscriptions = await consume(names, pipeline, routing);
   const stopping = new AbortController();
-  const resendStarted = Date.now();
-  void resendRecovered(runtime, stopping.signal).then((requests) => {
-    if (requests === 0) return;
-    log.info(
-      { requests, ms: Date.now() - resendStarted },
-      'requests in flight at the last stop sent again',
-    );
-  });
-
+  void resend(runtime, stopping.signal, log);
+  const parts = { runtime, store, outbox, ownership, subscriptions, stopping };
   return {
     names,
     runtime,
     ownership,
-    isReady: () => ready && !nc.isClosed() && (options.isConnected?.() ?? true),
-    async stop(graceMs) {
-      ready = false;
-      stopping.abort();
-      await Promise.all(subscriptions.map((messages) => messages.close()));
-      const until = Date.now() + graceMs;
-      while (runtime.inFlight > 0 && Date.now() < until) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      outbox.flush();
-      await store.settled();
-      runtime.stop();
-      store.close();
-      await ownership.release();
-    },
+    isReady: () => !stopping.signal.aborted && !nc.isClosed() && (options.isConnected?.() ?? true),
+    stop: (graceMs) => stop(parts, graceMs),
   };
+}
+
+function runtimeFor(
+  options: ServiceOptions,
+  clock: Clock,
+  onChanges: (changes: CallChange<MessageAck>[]) => void,
+): CallRuntime<MessageAck> {
+  return createCallRuntime<MessageAck>({
+    clock,
+    windowMs: options.answerTimeoutMs,
+    control: options.control,
+    log: options.log,
+    idleAwake: IDLE_AWAKE,
+    tombstoneMemoryMs: Math.min(
+      options.retentionMs,
+      options.tombstoneMemoryMs ?? TOMBSTONE_MEMORY_MS,
+    ),
+    storedMs: options.retentionMs,
+    ...(options.inspect && { inspect: options.inspect }),
+    ...(options.keepAwake !== undefined && { keepAwake: options.keepAwake }),
+    onChanges,
+  });
+}
+
+/** Restore every stored call; a call stored by another machine version is reported and fenced off. */
+async function restore(parts: {
+  readonly store: SnapshotStore;
+  readonly runtime: CallRuntime<MessageAck>;
+  readonly pipeline: Pipeline;
+  readonly bucket: string;
+  readonly reportInvalid: InvalidReporter;
+  readonly metrics: Metrics;
+  readonly log: Log;
+}): Promise<void> {
+  const { runtime, pipeline, metrics, log } = parts;
+  const restored = await restoreCalls(parts.store, runtime, log);
+  for (const [callId, value] of restored.unreadable) {
+    metrics.unreadableCalls.inc();
+    log.error({ callId, error: value.error }, 'a stored call cannot be restored');
+    parts.reportInvalid(`$KV.${parts.bucket}.${callId}`, value.data, `snapshot: ${value.error}`);
+    pipeline.unreadable(callId, value.error);
+  }
+  metrics.liveCalls.set(runtime.liveCount);
+  const { live, final } = restored;
+  log.info({ restored: live, final, live: runtime.liveCount }, 'calls restored');
+}
+
+async function resend(runtime: CallRuntime<MessageAck>, signal: AbortSignal, log: Log) {
+  const started = Date.now();
+  const requests = await resendRecovered(runtime, signal);
+  if (requests === 0) return;
+  log.info(
+    { requests, ms: Date.now() - started },
+    'requests in flight at the last stop sent again',
+  );
+}
+
+/**
+ * Stop consuming, let requests in flight finish (up to `graceMs`), wait for
+ * every snapshot write, stop the runtime and give the calls up.
+ */
+async function stop(
+  parts: {
+    readonly runtime: CallRuntime<MessageAck>;
+    readonly store: SnapshotStore;
+    readonly outbox: Outbox;
+    readonly ownership: Ownership;
+    readonly subscriptions: ConsumerMessages[];
+    readonly stopping: AbortController;
+  },
+  graceMs: number,
+): Promise<void> {
+  const { runtime, store } = parts;
+  parts.stopping.abort();
+  await Promise.all(parts.subscriptions.map((messages) => messages.close()));
+  const until = Date.now() + graceMs;
+  while (runtime.inFlight > 0 && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  parts.outbox.flush();
+  await store.settled();
+  runtime.stop();
+  store.close();
+  await parts.ownership.release();
 }
 
 /** Where this instance's events arrive: `<prefix>.events.` and, partitioned, `<index>.` (tried first). */
