@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { STATE_NAMES } from '../../machines/states.js';
 import { withCurrentDiagram } from '../../scripts/readme-diagram.js';
 
 describe('the README', () => {
@@ -10,15 +11,7 @@ describe('the README', () => {
   });
 
   it('names every state of the contract', () => {
-    for (const state of [
-      'ringing',
-      'rejecting',
-      'rejected',
-      'answered',
-      'timedOut',
-      'ended',
-      'failed',
-    ]) {
+    for (const state of STATE_NAMES) {
       expect(readme).toContain(`\`${state}\``);
     }
   });

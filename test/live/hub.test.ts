@@ -7,26 +7,8 @@ import { createLiveHub, type LiveHub } from '../../src/live/hub.js';
 import { LIVE_PAGE_HTML } from '../../src/live/page.js';
 import { createMetrics } from '../../src/service/metrics.js';
 import { eventually } from '../support/eventually.js';
+import { at, ID, rejected, rejecting, ringing, T0 } from '../support/records.js';
 
-const T0 = Date.parse('2026-01-01T10:00:00.000Z');
-const at = (ms: number) => new Date(T0 + ms).toISOString();
-const ID = '2f1a1100-726e-4c1e-b6f2-a1b2c3d4e5f6';
-
-const ringing: LifecycleRecord = { callId: ID, state: 'ringing', previous: null, at: at(0) };
-const rejecting: LifecycleRecord = {
-  callId: ID,
-  state: 'rejecting',
-  previous: 'ringing',
-  at: at(100),
-  reason: 'busy',
-  attempts: 1,
-};
-const rejected: LifecycleRecord = {
-  ...rejecting,
-  state: 'rejected',
-  previous: 'rejecting',
-  at: at(350),
-};
 const refused: LifecycleRecord = {
   ...rejected,
   previous: 'rejected',

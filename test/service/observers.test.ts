@@ -1,28 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { LifecycleRecord } from '../../src/contract/records.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/service/metrics.js';
 import { createRecordObserver, RejectLatency } from '../../src/service/observers.js';
-
-const T0 = Date.parse('2026-01-01T10:00:00.000Z');
-const at = (ms: number) => new Date(T0 + ms).toISOString();
-const ID = '2f1a1100-726e-4c1e-b6f2-a1b2c3d4e5f6';
-
-const ringing: LifecycleRecord = { callId: ID, state: 'ringing', previous: null, at: at(0) };
-const rejecting: LifecycleRecord = {
-  callId: ID,
-  state: 'rejecting',
-  previous: 'ringing',
-  at: at(100),
-  reason: 'busy',
-  attempts: 1,
-};
-const rejected: LifecycleRecord = {
-  ...rejecting,
-  state: 'rejected',
-  previous: 'rejecting',
-  at: at(350),
-};
+import { rejected, rejecting, ringing, T0 } from '../support/records.js';
 
 describe('reject latency', () => {
   it('runs from the record entering rejecting to the rejected record, by their times', () => {
