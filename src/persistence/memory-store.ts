@@ -40,6 +40,12 @@ export class MemoryStore implements SnapshotStore {
     this.#entries.set(callId, { revision: ++this.#revision, data: encodeCall(call) });
   }
 
+  /** Put raw text under a key (a value another version of callgate wrote, say). */
+  putRaw(callId: string, text: string): void {
+    const data = new TextEncoder().encode(text);
+    this.#entries.set(callId, { revision: ++this.#revision, data });
+  }
+
   /** The call as stored now, decoded. */
   get(callId: string): Loaded | undefined {
     const entry = this.#entries.get(callId);

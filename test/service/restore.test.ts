@@ -1,0 +1,59 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { SimulatedClock } from 'xstate';
+import { MemoryStore } from '../../src/persistence/memory-store.js';
+import { createCallRuntime, type PersistedCall } from '../../src/runtime/call-runtime.js';
+import { restoreCalls } from '../../src/service/restore.js';
+
+const T0 = Date.parse('2026-11-27T09:00:00.000Z');
+const log = pino({ level: 'silent' });
+
+function snapshot(callId: string, value: unknown, deadline: number): PersistedCall {
+  const status = value === 'answered' ? 'done' : 'active';
+  const context = {
+    callId,
+    deadline,
+    reason: null,
+    callbackUri: null,
+    attempts: 0,
+    outcomeUnknown: false,
+    lastError: null,
+    retryAt: null,
+    terminated: null,
+    error: null,
+  };
+  return { status, value, context, children: {} } as unknown as PersistedCall;
+}
+
+describe('restore', () => {
+  it('brings live calls back, remembers final ones by hash, holds early events again and leaves unreadable ones out', async () => {
+    const clock = new SimulatedClock();
+    clock.set(T0);
+    const runtime = createCallRuntime({
+      clock,
+      windowMs: 15_000,
+      control: { reject: async () => ({ status: 202, maybeDelivered: false }) },
+      storedMs: 3_600_000,
+    });
+    const store = new MemoryStore(runtime);
+    store.put('live', { seq: 1, snapshot: snapshot('live', 'ringing', T0 + 10_000) });
+    store.put('final', { seq: 2, snapshot: snapshot('final', 'answered', T0 + 5_000) });
+    const held = [{ type: 'call.answered' as const, callId: 'early', at: T0 }];
+    store.put('early', { seq: 3, held });
+    // Another machine version wrote this one.
+    store.putRaw('foreign', JSON.stringify({ v: 9, seq: 4, snapshot: {} }));
+
+    const restored = await restoreCalls(store, runtime, log);
+
+    expect(restored).toMatchObject({ live: 2, final: 1 });
+    expect([...restored.unreadable.keys()]).toEqual(['foreign']);
+    expect(runtime.stateOf('live')).toBe('ringing');
+    expect(runtime.knows('final')).toBe('maybeStored');
+    expect(runtime.storedFormOf('early')).toEqual({ held });
+    expect(runtime.knows('foreign')).toBe('unknown');
+    // The restored call times out at its own deadline.
+    clock.set(T0 + 10_000);
+    runtime.scheduler.fireDue();
+    expect(runtime.stateOf('live')).toBe('timedOut');
+  });
+});
