@@ -4,16 +4,20 @@ import {
   type StateValue,
   stateNameOf,
 } from '../../machines/states.js';
+import { type Intake, lastTaken } from '../runtime/intake.js';
 import type { Loaded, StoredCall } from './store.js';
 
 /**
- * The stored form of a call: `{"v", "seq", "snapshot"}` or `{"v", "seq",
- * "held"}`, where `v` is the version of the statechart that made the
- * snapshot (`MACHINE_VERSION`).
+ * The stored form of a call: `{"v", "seq", "applied", "snapshot"}` or the
+ * same with `"held"`, where `v` is the version of the statechart that made
+ * the snapshot (`MACHINE_VERSION`), `applied` the stream sequences of the
+ * messages whose effects the value holds (and `floor`, when set: every
+ * message up to it), and `seq` the highest of them.
  *
- * Snapshots of other versions are never restored blindly:
+ * Values of other versions are never restored blindly:
  * - a value without `v` was written before versions were stored, by the
- *   machine of version 1, and is read as version 1;
+ *   machine of version 1, and is read as version 1; without `applied`,
+ *   every message up to its `seq` counts as taken in, as it did then;
  * - a snapshot of any other version is refused with an error naming both
  *   versions; the host reports the call and leaves its key untouched.
  * Held events are wire-format envelopes, the same in every version.
@@ -25,7 +29,16 @@ const DECODER = new TextDecoder();
 const UNVERSIONED = 1;
 
 export function encodeCall(call: StoredCall): Uint8Array {
-  return ENCODER.encode(JSON.stringify({ v: MACHINE_VERSION, ...call }));
+  const { intake, ...form } = call;
+  return ENCODER.encode(
+    JSON.stringify({
+      v: MACHINE_VERSION,
+      seq: lastTaken(intake),
+      applied: intake.seqs,
+      ...(intake.floor > 0 && { floor: intake.floor }),
+      ...form,
+    }),
+  );
 }
 
 export function decodeCall(data: Uint8Array): Loaded {
@@ -38,9 +51,10 @@ export function decodeCall(data: Uint8Array): Loaded {
   if (typeof value !== 'object' || value === null) {
     return { ok: false, error: 'the stored value is not an object', data };
   }
-  const { v = UNVERSIONED, seq, snapshot, held } = value as Record<string, unknown>;
+  const { v = UNVERSIONED, seq, applied, floor, snapshot, held } = value as Record<string, unknown>;
   if (typeof seq !== 'number') return { ok: false, error: 'the stored value has no seq', data };
-  if (Array.isArray(held)) return { ok: true, call: { seq, held } };
+  const intake = intakeOf(seq, applied, floor);
+  if (Array.isArray(held)) return { ok: true, call: { held, intake } };
   if (typeof snapshot !== 'object' || snapshot === null) {
     return { ok: false, error: 'the stored value has neither a snapshot nor held events', data };
   }
@@ -51,7 +65,13 @@ export function decodeCall(data: Uint8Array): Loaded {
       data,
     };
   }
-  return { ok: true, call: { seq, snapshot } as StoredCall };
+  return { ok: true, call: { snapshot, intake } as StoredCall };
+}
+
+function intakeOf(seq: number, applied: unknown, floor: unknown): Intake {
+  if (!Array.isArray(applied)) return { floor: seq, seqs: [] };
+  const seqs = applied.filter((n): n is number => Number.isSafeInteger(n)).sort((a, b) => a - b);
+  return { floor: typeof floor === 'number' ? floor : 0, seqs };
 }
 
 /** Whether a stored call is final: it is never written again. */

@@ -1,4 +1,4 @@
-import type { PersistedCall } from '../runtime/types.js';
+import type { StoredForm } from '../runtime/types.js';
 import type { WriteResult } from './cas-writer.js';
 import type { CallSource, SaveRequest, Stored, StoredCall } from './store.js';
 
@@ -19,7 +19,7 @@ export interface KeyIo {
 
 /** Changes waiting for the key's next write. */
 interface Next {
-  final: PersistedCall | undefined;
+  final: StoredForm | undefined;
   readonly waiters: Stored[];
 }
 
@@ -27,14 +27,14 @@ interface Next {
 type Phase =
   | { readonly kind: 'idle' }
   /** The last write failed: what is in memory may be newer than what is stored. */
-  | { readonly kind: 'failed'; readonly final: PersistedCall | undefined }
+  | { readonly kind: 'failed'; readonly final: StoredForm | undefined }
   /** A write waits for the end of the turn, to fold in the rest of this batch of messages. */
   | { readonly kind: 'queued'; readonly next: Next }
   /** An earlier write's outcome is unknown: the revision is read again before writing. */
   | { readonly kind: 'reading'; readonly next: Next }
   | {
       readonly kind: 'writing';
-      readonly final: PersistedCall | undefined;
+      readonly final: StoredForm | undefined;
       readonly waiters: Stored[];
       next: Next | undefined;
     };
@@ -44,8 +44,6 @@ interface Key {
   revision: number | undefined;
   /** Set when a write's outcome is unknown (it may have been stored). */
   stale: boolean;
-  /** The last stream sequence applied to the call. */
-  seq: number;
   phase: Phase;
 }
 
@@ -68,18 +66,13 @@ export class KeyQueue {
     this.#source = source;
   }
 
-  /** A key found in the bucket at start, with its revision and the call's last sequence. */
-  known(callId: string, revision: number, seq: number): void {
-    this.#keys.set(callId, { revision, stale: false, seq, phase: { kind: 'idle' } });
-  }
-
-  lastSeq(callId: string): number | undefined {
-    return this.#keys.get(callId)?.seq;
+  /** A key found in the bucket at start, with its revision. */
+  known(callId: string, revision: number): void {
+    this.#keys.set(callId, { revision, stale: false, phase: { kind: 'idle' } });
   }
 
   save(callId: string, request: SaveRequest): void {
     const key = this.#key(callId);
-    if (request.seq !== undefined && request.seq > key.seq) key.seq = request.seq;
     const { phase } = key;
     if (phase.kind === 'queued' || phase.kind === 'reading') {
       fold(phase.next, request);
@@ -117,7 +110,7 @@ export class KeyQueue {
   #key(callId: string): Key {
     let key = this.#keys.get(callId);
     if (!key) {
-      key = { revision: undefined, stale: false, seq: 0, phase: { kind: 'idle' } };
+      key = { revision: undefined, stale: false, phase: { kind: 'idle' } };
       this.#keys.set(callId, key);
     }
     return key;
@@ -145,15 +138,13 @@ export class KeyQueue {
 
   #write(callId: string, key: Key, next: Next): void {
     const { final, waiters } = next;
-    const form = final ? { snapshot: final } : this.#source.storedFormOf(callId);
+    const form = final ?? this.#source.storedFormOf(callId);
     if (!form) {
       this.#fail(key, next, new Error(`${callId} is no longer known`));
       return;
     }
     key.phase = { kind: 'writing', final, waiters, next: undefined };
-    this.#io.write(callId, key.revision ?? 0, { seq: key.seq, ...form }, (result) =>
-      this.#written(callId, key, result),
-    );
+    this.#io.write(callId, key.revision ?? 0, form, (result) => this.#written(callId, key, result));
   }
 
   #readRevision(callId: string, key: Key, next: Next): void {
@@ -208,6 +199,6 @@ export class KeyQueue {
 }
 
 function fold(next: Next, request: SaveRequest): void {
-  if (request.final) next.final = request.final;
+  if (request.final) next.final = { snapshot: request.final.final, intake: request.final.intake };
   if (request.done) next.waiters.push(request.done);
 }

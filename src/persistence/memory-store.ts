@@ -73,7 +73,7 @@ export class MemoryStore implements SnapshotStore {
       const loaded = decodeCall(entry.data);
       found.set(callId, loaded);
       if (loaded.ok && !isFinalStored(loaded.call)) {
-        this.#queue.known(callId, entry.revision, loaded.call.seq);
+        this.#queue.known(callId, entry.revision);
       }
     }
     return found;
@@ -83,7 +83,6 @@ export class MemoryStore implements SnapshotStore {
     return this.get(callId);
   }
 
-  lastSeq: SnapshotStore['lastSeq'] = (callId) => this.#queue.lastSeq(callId);
   save: SnapshotStore['save'] = (callId, request) => this.#queue.save(callId, request);
   whenStored: SnapshotStore['whenStored'] = (callId, done) => this.#queue.whenStored(callId, done);
   settled = (): Promise<void> => this.#queue.settled();

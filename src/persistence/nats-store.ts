@@ -72,8 +72,7 @@ export async function openSnapshotStore(
         const loaded = decodeCall(entry.value);
         found.set(callId, loaded);
         // Only a live call is written again; a value that cannot be read is left alone.
-        if (loaded.ok && !isFinalStored(loaded.call))
-          queue.known(callId, entry.revision, loaded.call.seq);
+        if (loaded.ok && !isFinalStored(loaded.call)) queue.known(callId, entry.revision);
       }
       return found;
     },
@@ -81,7 +80,6 @@ export async function openSnapshotStore(
       const entry = await kv.get(keyPrefix + callId);
       return entry?.operation === 'PUT' ? decodeCall(entry.value) : undefined;
     },
-    lastSeq: (callId) => queue.lastSeq(callId),
     save: (callId, request) => queue.save(callId, request),
     whenStored: (callId, done) => queue.whenStored(callId, done),
     settled: () => queue.settled(),

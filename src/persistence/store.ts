@@ -1,11 +1,12 @@
+import type { Intake } from '../runtime/intake.js';
 import type { PersistedCall, StoredForm } from '../runtime/types.js';
 
 /**
  * One call as the bucket keeps it: its snapshot (or, before its
- * `call.incoming` arrived, the events held for it) and the last stream
- * sequence applied to it.
+ * `call.incoming` arrived, the events held for it) and the messages whose
+ * effects that holds.
  */
-export type StoredCall = { readonly seq: number } & StoredForm;
+export type StoredCall = StoredForm;
 
 /** What a stored value turned out to be when read. */
 export type Loaded =
@@ -22,10 +23,8 @@ export interface CallSource {
 export type Stored = (error?: Error) => void;
 
 export interface SaveRequest {
-  /** The stream sequence of the message that caused the change, if one did. */
-  readonly seq?: number | undefined;
-  /** A final call's last snapshot, written as it is (the source no longer has the call). */
-  readonly final?: PersistedCall | undefined;
+  /** A final call's last form, written as it is (the source no longer has the call). */
+  readonly final?: { readonly final: PersistedCall; readonly intake: Intake } | undefined;
   readonly done?: Stored | undefined;
 }
 
@@ -41,8 +40,6 @@ export interface SnapshotStore {
   loadAll(): Promise<Map<string, Loaded>>;
   /** One call as stored now, read from the bucket (for a call not in memory). */
   lookup(callId: string): Promise<Loaded | undefined>;
-  /** The last stream sequence applied to a call, if any. */
-  lastSeq(callId: string): number | undefined;
   save(callId: string, request: SaveRequest): void;
   /**
    * Call `done` once what is queued or in flight for the key is stored (at

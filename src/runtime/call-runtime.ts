@@ -10,13 +10,14 @@ import type { CallContext, CallEvent, CallStateName } from '../../machines/types
 import type { CallEnvelope } from '../contract/events.js';
 import type { Clock } from './clock.js';
 import { EarlyEvents } from './early-events.js';
+import { hasTaken, type Intake, NO_INTAKE, takeIn } from './intake.js';
 import { type LogicEvents, provideCallLogic, RequestsInFlight } from './logic.js';
 import type { CallControl, RuntimeLog } from './ports.js';
 import { refusalRecord, Timestamps, transitionRecord } from './records.js';
 import { Recovery } from './recovery.js';
 import { type CallActor, Residency } from './residency.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
-import { StepJournal } from './steps.js';
+import { type JournalChange, StepJournal } from './steps.js';
 import { type Tombstone, Tombstones } from './tombstones.js';
 import type {
   CallChange,
@@ -64,6 +65,8 @@ export interface CallRuntimeOptions<M> {
 export interface DeliverOptions<M> {
   /** The host's message that carried the event: the cause of the changes it makes. */
   readonly message?: M;
+  /** The message's stream sequence: once what it changed is stored, the call has taken it in. */
+  readonly mark?: number;
   /** The message was delivered before: an earlier run may have sent a reject for it. */
   readonly redelivered?: boolean;
 }
@@ -91,9 +94,9 @@ export interface CallRuntime<M = undefined> {
    * flight is sent again with its outcome counted as unknown — at once, or
    * with `deferResend` when {@link resendDeferred} says.
    */
-  restore(snapshot: PersistedCall, options?: { deferResend?: boolean }): void;
+  restore(snapshot: PersistedCall, options?: { deferResend?: boolean; intake?: Intake }): void;
   /** Hold again the stored events of a call not seen yet. */
-  restoreHeld(callId: string, events: readonly CallEnvelope[]): void;
+  restoreHeld(callId: string, events: readonly CallEnvelope[], intake?: Intake): void;
   /** A final call that the store keeps: remembered by a hash of its id only. */
   rememberStored(callId: string): void;
   /**
@@ -104,6 +107,12 @@ export interface CallRuntime<M = undefined> {
   resendDeferred(max: number): number;
   /** What a store writes for the call now: its snapshot, or the events held for it. */
   storedFormOf(callId: string): StoredForm | undefined;
+  /**
+   * Whether the call has taken in the message with stream sequence `seq`
+   * (live, held, or final and remembered whole); `false` when it is not
+   * known here.
+   */
+  hasTaken(callId: string, seq: number): boolean;
   /** The state of a call: live, final, or unknown (`undefined`). */
   stateOf(callId: string): CallStateName | undefined;
   knows(callId: string): CallKnowledge;
@@ -137,6 +146,8 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
   readonly #early: EarlyEvents;
   readonly #tombstones: Tombstones;
   readonly #recovery = new Recovery();
+  /** The messages each live call has taken in. */
+  readonly #intakes = new Map<string, Intake>();
   readonly #times = new Timestamps();
   #stopped = false;
 
@@ -183,17 +194,19 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
 
   deliver(envelope: CallEnvelope, options: DeliverOptions<M> = {}): StepResult {
     if (this.#stopped) throw new Error('the call runtime was stopped');
-    const cause: Cause<M> = { kind: 'event', message: options.message as M };
+    const cause: Cause<M> = { kind: 'event', message: options.message as M, mark: options.mark };
     return this.#journal.run(cause, () => this.#apply(envelope, options.redelivered === true));
   }
 
-  restore(snapshot: PersistedCall, options: { deferResend?: boolean } = {}): void {
+  restore(snapshot: PersistedCall, options: { deferResend?: boolean; intake?: Intake } = {}): void {
     const { callId, deadline, retryAt, reason, attempts } = snapshot.context;
     const state = stateNameOf(snapshot.value as StateValue);
+    const intake = options.intake ?? NO_INTAKE;
     if (isFinalState(state)) {
-      this.#tombstones.remember(callId, { state, reason, attempts });
+      this.#tombstones.remember(callId, { state, reason, attempts, intake });
       return;
     }
+    this.#intakes.set(callId, intake);
     const sending = isSending(snapshot.value as StateValue);
     // The request in flight at the crash died with the process: drop its
     // child so that `call.recovered` sends it again with fresh input.
@@ -205,11 +218,12 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
     if (!options.deferResend) this.#resend(callId);
   }
 
-  restoreHeld(callId: string, events: readonly CallEnvelope[]): void {
+  restoreHeld(callId: string, events: readonly CallEnvelope[], intake = NO_INTAKE): void {
     const now = this.#clock.now();
     for (const envelope of events) {
       this.scheduler.schedule(this.#early.hold(envelope, now), 'hold', callId);
     }
+    this.#early.restoreIntake(callId, intake);
   }
 
   rememberStored(callId: string): void {
@@ -223,9 +237,17 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
 
   storedFormOf(callId: string): StoredForm | undefined {
     const snapshot = this.#residency.snapshotOf(callId);
-    if (snapshot) return { snapshot };
+    if (snapshot) return { snapshot, intake: this.#intakes.get(callId) ?? NO_INTAKE };
     const held = this.#early.heldFor(callId);
-    return held && { held };
+    return held && { held, intake: this.#early.intakeOf(callId) };
+  }
+
+  hasTaken(callId: string, seq: number): boolean {
+    const intake =
+      this.#intakes.get(callId) ??
+      this.#tombstones.get(callId)?.intake ??
+      (this.#early.has(callId) ? this.#early.intakeOf(callId) : undefined);
+    return intake !== undefined && hasTaken(intake, seq);
   }
 
   stateOf(callId: string): CallStateName | undefined {
@@ -247,6 +269,7 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
     this.#early.clear();
     this.#tombstones.clear();
     this.#journal.clear();
+    this.#intakes.clear();
   }
 
   // The machine's actions (LogicEvents).
@@ -263,11 +286,10 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
     // The actor stops itself at the end of this step; a tombstone stays.
     const actor = this.#residency.actorOf(callId);
     this.#residency.release(callId);
-    this.#tombstones.remember(callId, {
-      state,
-      reason: context.reason,
-      attempts: context.attempts,
-    });
+    const intake = this.#intakes.get(callId) ?? NO_INTAKE;
+    this.#intakes.delete(callId);
+    const { reason, attempts } = context;
+    this.#tombstones.remember(callId, { state, reason, attempts, intake });
     if (actor) this.#journal.finished(callId, actor, deadline);
   }
 
@@ -314,7 +336,11 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
     if (deadline <= now) actor.send({ type: 'window.closed', now });
     else this.scheduler.schedule(deadline, 'deadline', callId);
     this.#touch(callId, deadline);
-    for (const early of this.#early.take(callId, now)) this.#apply(early, false);
+    const early = this.#early.take(callId, now);
+    // The messages that brought the held events are taken in with the call.
+    if (this.#residency.has(callId)) this.#intakes.set(callId, early.intake);
+    else this.#tombstones.update(callId, (t) => ({ ...t, intake: early.intake }));
+    for (const event of early.events) this.#apply(event, false);
     return APPLIED;
   }
 
@@ -404,12 +430,35 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
     this.#journal.changed(callId, deadline);
   }
 
-  /** The end of a step: waiting calls may rest; the host gets the changes. */
-  #handOver(changes: CallChange<M>[]): void {
+  /**
+   * The end of a step: each changed call takes in the message that changed
+   * it, waiting calls may rest, and the host gets the changes.
+   */
+  #handOver(journal: JournalChange<M>[]): void {
     if (this.#stopped) return;
-    for (const change of changes) this.#residency.settled(change.callId);
+    const changes = journal.map((change) => this.#settle(change));
     if (changes.length > 0) this.#onChanges?.(changes);
     this.#residency.restExcess();
+  }
+
+  #settle(change: JournalChange<M>): CallChange<M> {
+    const { callId, cause, store } = change;
+    this.#residency.settled(callId);
+    if (cause.kind === 'event' && cause.mark !== undefined && store !== 'nothing') {
+      this.#takeIn(callId, cause.mark);
+    }
+    if (typeof store !== 'object') return change as CallChange<M>;
+    const intake = this.#tombstones.get(callId)?.intake ?? NO_INTAKE;
+    return { ...change, store: { final: store.final, intake } };
+  }
+
+  #takeIn(callId: string, seq: number): void {
+    const live = this.#intakes.get(callId);
+    if (live) this.#intakes.set(callId, takeIn(live, seq));
+    else if (this.#residency.has(callId)) this.#intakes.set(callId, takeIn(NO_INTAKE, seq));
+    else if (!this.#tombstones.update(callId, (t) => ({ ...t, intake: takeIn(t.intake, seq) }))) {
+      this.#early.takeIn(callId, seq);
+    }
   }
 
   #now(): string {

@@ -1,4 +1,5 @@
 import type { CallEnvelope } from '../contract/events.js';
+import { type Intake, NO_INTAKE, takeIn } from './intake.js';
 
 interface Held {
   readonly envelope: CallEnvelope;
@@ -14,6 +15,8 @@ interface Held {
 export class EarlyEvents {
   readonly #windowMs: number;
   readonly #held = new Map<string, Held[]>();
+  /** The messages that brought each call's held events. */
+  readonly #intakes = new Map<string, Intake>();
 
   constructor(windowMs: number) {
     this.#windowMs = windowMs;
@@ -37,11 +40,28 @@ export class EarlyEvents {
     return this.#held.get(callId)?.map((item) => item.envelope);
   }
 
-  /** The call arrived: its events still inside their window, in order; none are kept. */
-  take(callId: string, now: number): CallEnvelope[] {
+  intakeOf(callId: string): Intake {
+    return this.#intakes.get(callId) ?? NO_INTAKE;
+  }
+
+  /** The message with sequence `seq` brought events for the call. */
+  takeIn(callId: string, seq: number): void {
+    if (this.#held.has(callId)) this.#intakes.set(callId, takeIn(this.intakeOf(callId), seq));
+  }
+
+  /** Held again after a restart, with the messages that brought them. */
+  restoreIntake(callId: string, intake: Intake): void {
+    if (this.#held.has(callId)) this.#intakes.set(callId, intake);
+  }
+
+  /** The call arrived: its events still inside their window, in order, and the messages that brought them; none are kept. */
+  take(callId: string, now: number): { events: CallEnvelope[]; intake: Intake } {
     const list = this.#held.get(callId) ?? [];
+    const intake = this.intakeOf(callId);
     this.#held.delete(callId);
-    return list.filter((item) => item.expiresAt > now).map((item) => item.envelope);
+    this.#intakes.delete(callId);
+    const events = list.filter((item) => item.expiresAt > now).map((item) => item.envelope);
+    return { events, intake };
   }
 
   /** Drop the call's events whose window has passed; returns them. */
@@ -50,11 +70,15 @@ export class EarlyEvents {
     if (!list) return [];
     const kept = list.filter((item) => item.expiresAt > now);
     if (kept.length > 0) this.#held.set(callId, kept);
-    else this.#held.delete(callId);
+    else {
+      this.#held.delete(callId);
+      this.#intakes.delete(callId);
+    }
     return list.filter((item) => item.expiresAt <= now).map((item) => item.envelope);
   }
 
   clear(): void {
     this.#held.clear();
+    this.#intakes.clear();
   }
 }

@@ -1,10 +1,15 @@
 import type { LifecycleRecord } from '../contract/records.js';
-import type { CallChange, Cause, PersistedCall, Refusal, StoreOp } from './types.js';
+import type { CallChange, Cause, PersistedCall, Refusal } from './types.js';
 
 /** A call that reached its final state: its actor, whose snapshot is read once xstate committed it. */
 export interface Finishing {
   getPersistedSnapshot(): unknown;
 }
+
+/** A change as the journal hands it over: a final call's snapshot, its intake still to add. */
+export type JournalChange<M> = Omit<CallChange<M>, 'store'> & {
+  readonly store: 'nothing' | 'current' | { readonly final: PersistedCall };
+};
 
 interface Entry<M> {
   cause: Cause<M>;
@@ -24,7 +29,7 @@ const OUTCOME: Cause<never> = { kind: 'outcome' };
  * once xstate has committed it, with the cause `outcome`.
  */
 export class StepJournal<M> {
-  readonly #onEnd: (changes: CallChange<M>[]) => void;
+  readonly #onEnd: (changes: JournalChange<M>[]) => void;
   readonly #entries = new Map<string, Entry<M>>();
   #cause: Cause<M> = OUTCOME;
   #depth = 0;
@@ -34,7 +39,7 @@ export class StepJournal<M> {
    * `onEnd` receives each step's changes, one per changed call, in the order
    * they were first made (none when the step changed nothing).
    */
-  constructor(onEnd: (changes: CallChange<M>[]) => void) {
+  constructor(onEnd: (changes: JournalChange<M>[]) => void) {
     this.#onEnd = onEnd;
   }
 
@@ -89,10 +94,10 @@ export class StepJournal<M> {
   /** Hand over what was gathered (also when a queued outcome's changes are due). */
   end(): void {
     this.#queued = false;
-    const changes: CallChange<M>[] = [];
+    const changes: JournalChange<M>[] = [];
     for (const [callId, entry] of this.#entries) {
       const { cause, records, store, deadline } = entry;
-      const op: StoreOp =
+      const op =
         typeof store === 'object'
           ? { final: store.finishing.getPersistedSnapshot() as PersistedCall }
           : store;

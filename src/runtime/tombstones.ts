@@ -1,10 +1,13 @@
 import type { FinalStateName } from '../../machines/states.js';
 import { createFinalFilter, type FinalFilter } from './final-filter.js';
+import type { Intake } from './intake.js';
 import type { RejectFacts } from './records.js';
 
 /** What is kept of a final call, so late commands are refused with its facts. */
 export interface Tombstone extends RejectFacts {
   readonly state: FinalStateName;
+  /** The messages the call took in, so a redelivered one is recognised. */
+  readonly intake: Intake;
 }
 
 export interface TombstonesOptions {
@@ -51,6 +54,15 @@ export class Tombstones {
   /** A final call that a store keeps, known here only by its hash from now on. */
   rememberStored(callId: string): void {
     this.#hashes?.add(callId);
+  }
+
+  /** The tombstone with `update` applied, if the call is remembered whole. */
+  update(callId: string, update: (tombstone: Tombstone) => Tombstone): Tombstone | undefined {
+    const entry = this.#whole.get(callId);
+    if (!entry) return undefined;
+    const tombstone = update(entry.tombstone);
+    this.#whole.set(callId, { tombstone, at: entry.at });
+    return tombstone;
   }
 
   get(callId: string): Tombstone | undefined {

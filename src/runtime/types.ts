@@ -2,6 +2,7 @@ import type { Snapshot } from 'xstate';
 import type { CallContext } from '../../machines/types.js';
 import type { CallEnvelope } from '../contract/events.js';
 import type { LifecycleRecord } from '../contract/records.js';
+import type { Intake } from './intake.js';
 
 /** xstate's persisted snapshot of one call (JSON-safe): what a store keeps of a live or final call. */
 export type PersistedCall = Snapshot<unknown> & {
@@ -10,10 +11,14 @@ export type PersistedCall = Snapshot<unknown> & {
   readonly children?: Readonly<Record<string, unknown>>;
 };
 
-/** What a store writes for a call: its snapshot, or the events held for it before it was seen. */
-export type StoredForm =
+/**
+ * What a store writes for a call: its snapshot, or the events held for it
+ * before it was seen; and the messages whose effects that holds.
+ */
+export type StoredForm = { readonly intake: Intake } & (
   | { readonly snapshot: PersistedCall }
-  | { readonly held: readonly CallEnvelope[] };
+  | { readonly held: readonly CallEnvelope[] }
+);
 
 /**
  * Why a call changed: a delivered event carrying the host's message `M`, a
@@ -21,13 +26,17 @@ export type StoredForm =
  * sent a crashed request again.
  */
 export type Cause<M> =
-  | { readonly kind: 'event'; readonly message: M }
+  /** `mark`: the message's stream sequence, taken into the call's intake once the change is stored. */
+  | { readonly kind: 'event'; readonly message: M; readonly mark: number | undefined }
   | { readonly kind: 'timer' }
   | { readonly kind: 'outcome' }
   | { readonly kind: 'recovery' };
 
-/** What the host stores for a change: nothing (a refusal), the call as it is when written, or its last snapshot. */
-export type StoreOp = 'nothing' | 'current' | { readonly final: PersistedCall };
+/** What the host stores for a change: nothing (a refusal), the call as it is when written, or its last form. */
+export type StoreOp =
+  | 'nothing'
+  | 'current'
+  | { readonly final: PersistedCall; readonly intake: Intake };
 
 /**
  * What one step did to one call. The host stores it (reading the call when

@@ -5,6 +5,7 @@ import type { Ownership } from '../ownership/ownership.js';
 import { isFinalStored } from '../persistence/codec.js';
 import type { SnapshotStore, Stored } from '../persistence/store.js';
 import type { CallChange, CallRuntime } from '../runtime/call-runtime.js';
+import { hasTaken } from '../runtime/intake.js';
 import { type DecodeSubjects, decodeMessage } from './decode.js';
 import type { InvalidReporter } from './invalid.js';
 import { type InboundMessage, MessageAck } from './message-ack.js';
@@ -51,8 +52,8 @@ export class Pipeline {
     try {
       const { events, invalid } = decodeMessage(msg, this.#o.subjects);
       for (const error of invalid) this.#o.reportInvalid(msg.subject, msg.data, error);
-      // Decided for every event first: applying one advances its call's sequence.
-      const applied = events.map((e) => (this.#o.store.lastSeq(e.callId) ?? -1) >= msg.seq);
+      // Decided for every event first: applying one takes the message into its call.
+      const applied = events.map((e) => this.#o.runtime.hasTaken(e.callId, msg.seq));
       for (const [i, envelope] of events.entries()) {
         this.#route(msg, envelope, ack, applied[i] === true);
       }
@@ -74,8 +75,7 @@ export class Pipeline {
       const ack = cause.kind === 'event' ? cause.message : undefined;
       if (store !== 'nothing') {
         this.#o.store.save(callId, {
-          seq: ack?.seq,
-          final: typeof store === 'object' ? store.final : undefined,
+          final: typeof store === 'object' ? store : undefined,
           done: this.#stored(callId, ack),
         });
       }
@@ -112,7 +112,11 @@ export class Pipeline {
   }
 
   #deliver(envelope: CallEnvelope, ack: MessageAck, redelivered: boolean): void {
-    const { delivery } = this.#o.runtime.deliver(envelope, { message: ack, redelivered });
+    const { delivery } = this.#o.runtime.deliver(envelope, {
+      message: ack,
+      mark: ack.seq,
+      redelivered,
+    });
     this.#o.metrics.events.inc({ type: envelope.type, delivery });
     const { callId } = envelope;
     if (envelope.type === 'call.incoming' && delivery === 'applied') {
@@ -163,13 +167,17 @@ export class Pipeline {
       this.unreadable(callId, stored.error);
       return true;
     }
-    if (stored.call.seq >= seq) {
+    const { call } = stored;
+    if (hasTaken(call.intake, seq)) {
       this.#o.metrics.redelivered.inc();
       return false;
     }
-    if ('snapshot' in stored.call && isFinalStored(stored.call)) {
-      if (this.#o.runtime.stateOf(callId) === undefined)
-        this.#o.runtime.restore(stored.call.snapshot);
+    if (
+      'snapshot' in call &&
+      isFinalStored(call) &&
+      this.#o.runtime.stateOf(callId) === undefined
+    ) {
+      this.#o.runtime.restore(call.snapshot, { intake: call.intake });
     }
     return true;
   }

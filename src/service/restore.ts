@@ -40,8 +40,9 @@ export async function restoreCalls<M>(
   live.sort(([, a], [, b]) => deadlineOf(a) - deadlineOf(b));
   for (const [callId, call] of live) {
     try {
-      if ('snapshot' in call) runtime.restore(call.snapshot, { deferResend: true });
-      else runtime.restoreHeld(callId, call.held);
+      if ('snapshot' in call) {
+        runtime.restore(call.snapshot, { deferResend: true, intake: call.intake });
+      } else runtime.restoreHeld(callId, call.held, call.intake);
     } catch (error) {
       log.error({ callId, err: error }, 'could not restore a stored call');
     }

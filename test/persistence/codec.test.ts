@@ -8,20 +8,26 @@ const snapshot = (value: unknown) =>
   ({ status: 'active', value, context: { callId: 'c1' } }) as unknown as PersistedCall;
 
 describe('the stored-call codec', () => {
-  it('writes the machine version with every call', () => {
-    const text = new TextDecoder().decode(encodeCall({ seq: 3, snapshot: snapshot('ringing') }));
-    expect(JSON.parse(text)).toEqual({ v: MACHINE_VERSION, seq: 3, snapshot: snapshot('ringing') });
+  it('writes the machine version and the messages taken in with every call', () => {
+    const intake = { floor: 0, seqs: [2, 3] };
+    const text = new TextDecoder().decode(encodeCall({ snapshot: snapshot('ringing'), intake }));
+    expect(JSON.parse(text)).toEqual({
+      v: MACHINE_VERSION,
+      seq: 3,
+      applied: [2, 3],
+      snapshot: snapshot('ringing'),
+    });
   });
 
-  it('reads back what it wrote', () => {
-    const call = { seq: 3, snapshot: snapshot({ rejecting: 'waiting' }) };
+  it('reads back what it wrote, a floor included', () => {
+    const call = { snapshot: snapshot({ rejecting: 'waiting' }), intake: { floor: 9, seqs: [12] } };
     expect(decodeCall(encodeCall(call))).toEqual({ ok: true, call });
   });
 
-  it('reads a value written before versions as version 1', () => {
+  it('reads a value written before versions as version 1, every message up to its seq taken in', () => {
     expect(decodeCall(bytes({ seq: 2, snapshot: snapshot('ringing') }))).toEqual({
       ok: true,
-      call: { seq: 2, snapshot: snapshot('ringing') },
+      call: { snapshot: snapshot('ringing'), intake: { floor: 2, seqs: [] } },
     });
   });
 
@@ -37,7 +43,10 @@ describe('the stored-call codec', () => {
 
   it('reads held events whatever the version: they are wire-format envelopes', () => {
     const held = [{ type: 'call.reject', callId: 'c1', at: 1, reason: 'busy' }];
-    expect(decodeCall(bytes({ v: 7, seq: 4, held }))).toEqual({ ok: true, call: { seq: 4, held } });
+    expect(decodeCall(bytes({ v: 7, seq: 4, applied: [4], held }))).toEqual({
+      ok: true,
+      call: { held, intake: { floor: 0, seqs: [4] } },
+    });
   });
 
   it('refuses what is not a stored call, saying why', () => {
@@ -56,8 +65,9 @@ describe('the stored-call codec', () => {
   });
 
   it('tells a final call from a live one by its state', () => {
-    expect(isFinalStored({ seq: 1, snapshot: snapshot('answered') })).toBe(true);
-    expect(isFinalStored({ seq: 1, snapshot: snapshot({ rejecting: 'sending' }) })).toBe(false);
-    expect(isFinalStored({ seq: 1, held: [] })).toBe(false);
+    const intake = { floor: 0, seqs: [1] };
+    expect(isFinalStored({ snapshot: snapshot('answered'), intake })).toBe(true);
+    expect(isFinalStored({ snapshot: snapshot({ rejecting: 'sending' }), intake })).toBe(false);
+    expect(isFinalStored({ held: [], intake })).toBe(false);
   });
 });

@@ -35,8 +35,9 @@ class Source implements CallSource {
     return this.calls.get(callId);
   }
 
-  set(callId: string, value: unknown): void {
-    this.calls.set(callId, { snapshot: snapshot(value) });
+  /** The call as it is now, and the stream sequences of the messages it has taken in. */
+  set(callId: string, value: unknown, seqs: number[] = []): void {
+    this.calls.set(callId, { snapshot: snapshot(value), intake: { floor: 0, seqs } });
   }
 }
 
@@ -75,23 +76,21 @@ function outcome(): { done: (error?: Error) => void; result: Promise<Error | und
 describe('snapshot store', () => {
   it('stores a snapshot with the stream sequence that caused it and the machine version, and loads it back', async () => {
     const { store, bucket, source } = await open();
-    source.set('call-a', 'ringing');
+    source.set('call-a', 'ringing', [5, 7]);
     const first = outcome();
-    store.save('call-a', { seq: 7, done: first.done });
+    store.save('call-a', { done: first.done });
     expect(await first.result).toBeUndefined();
 
     const entry = await (await new Kvm(nc).open(bucket)).get('call-a');
-    expect(entry?.json()).toEqual({ v: 1, seq: 7, snapshot: snapshot('ringing') });
-    expect(store.lastSeq('call-a')).toBe(7);
+    expect(entry?.json()).toEqual({ v: 1, seq: 7, applied: [5, 7], snapshot: snapshot('ringing') });
 
     const { store: again } = await open(bucket);
     const loaded = await again.loadAll();
     expect([...loaded.keys()]).toEqual(['call-a']);
     expect(loaded.get('call-a')).toEqual({
       ok: true,
-      call: { seq: 7, snapshot: snapshot('ringing') },
+      call: { snapshot: snapshot('ringing'), intake: { floor: 0, seqs: [5, 7] } },
     });
-    expect(again.lastSeq('call-a')).toBe(7);
   });
 
   it('reads a snapshot stored before versions as version 1, and refuses one of another version', async () => {
@@ -103,15 +102,14 @@ describe('snapshot store', () => {
     const loaded = await store.loadAll();
     expect(loaded.get('call-old')).toEqual({
       ok: true,
-      call: { seq: 3, snapshot: snapshot('ringing') },
+      // Before stored intakes, every message up to seq counted as taken in.
+      call: { snapshot: snapshot('ringing'), intake: { floor: 3, seqs: [] } },
     });
     expect(loaded.get('call-new')).toMatchObject({
       ok: false,
       error:
         'the snapshot was stored by machine version 2; this service runs version 1 and does not restore it',
     });
-    // Nothing of it is kept to write: the key stays as another version left it.
-    expect(store.lastSeq('call-new')).toBeUndefined();
   });
 
   it('folds changes made in one turn into one write of the newest snapshot, read when sent', async () => {
@@ -119,17 +117,22 @@ describe('snapshot store', () => {
     const kv = await new Kvm(nc).open(bucket);
     const a = outcome();
     const b = outcome();
-    source.set('call-b', 'ringing');
-    store.save('call-b', { seq: 3, done: a.done });
-    source.set('call-b', 'rejecting');
-    store.save('call-b', { seq: 4, done: b.done });
+    source.set('call-b', 'ringing', [3]);
+    store.save('call-b', { done: a.done });
+    source.set('call-b', 'rejecting', [3, 4]);
+    store.save('call-b', { done: b.done });
     expect(source.reads).toBe(0);
     expect([await a.result, await b.result]).toEqual([undefined, undefined]);
 
     expect(source.reads).toBe(1);
     const entry = await kv.get('call-b');
     expect(entry?.revision).toBeDefined();
-    expect(entry?.json()).toEqual({ v: 1, seq: 4, snapshot: snapshot('rejecting') });
+    expect(entry?.json()).toEqual({
+      v: 1,
+      seq: 4,
+      applied: [3, 4],
+      snapshot: snapshot('rejecting'),
+    });
     // One write: the key's only revision is the bucket's first message.
     const status = await kv.status();
     expect(status.values).toBe(1);
@@ -139,20 +142,25 @@ describe('snapshot store', () => {
     const { store, bucket, source } = await open();
     const kv = await new Kvm(nc).open(bucket);
     const first = outcome();
-    source.set('call-c', 'ringing');
-    store.save('call-c', { seq: 1, done: first.done });
+    source.set('call-c', 'ringing', [1]);
+    store.save('call-c', { done: first.done });
     await first.result;
     const second = outcome();
-    source.set('call-c', 'rejecting');
-    store.save('call-c', { seq: 2, done: second.done });
+    source.set('call-c', 'rejecting', [1, 2]);
+    store.save('call-c', { done: second.done });
     expect(await second.result).toBeUndefined();
     const third = outcome();
     source.calls.delete('call-c');
-    store.save('call-c', { seq: 3, final: snapshot('rejected', 'done'), done: third.done });
+    const intake = { floor: 0, seqs: [1, 2, 3] };
+    store.save('call-c', {
+      final: { final: snapshot('rejected', 'done'), intake },
+      done: third.done,
+    });
     expect(await third.result).toBeUndefined();
     expect((await kv.get('call-c'))?.json()).toEqual({
       v: 1,
       seq: 3,
+      applied: [1, 2, 3],
       snapshot: snapshot('rejected', 'done'),
     });
   });
@@ -162,13 +170,13 @@ describe('snapshot store', () => {
     const kv = await new Kvm(nc).open(bucket);
     const first = outcome();
     source.set('call-d', 'ringing');
-    store.save('call-d', { seq: 1, done: first.done });
+    store.save('call-d', { done: first.done });
     await first.result;
     await kv.put('call-d', JSON.stringify({ seq: 9, snapshot: snapshot('answered', 'done') }));
 
     const second = outcome();
     source.set('call-d', 'rejecting');
-    store.save('call-d', { seq: 2, done: second.done });
+    store.save('call-d', { done: second.done });
     const error = await second.result;
     expect(error?.message).toMatch(
       /KV write of call-d refused: the key was changed by someone else/,
@@ -181,7 +189,7 @@ describe('snapshot store', () => {
     await (await jetstreamManager(nc)).streams.delete(`KV_${bucket}`);
     const write = outcome();
     source.set('call-e', 'ringing');
-    store.save('call-e', { seq: 1, done: write.done });
+    store.save('call-e', { done: write.done });
     expect((await write.result)?.message).toMatch(/JetStream did not answer the KV write/);
     await store.settled();
   });
@@ -199,7 +207,6 @@ describe('snapshot store', () => {
     let storedFirst = false;
     source.set('call-h', 'ringing');
     store.save('call-h', {
-      seq: 1,
       done: (error) => {
         storedFirst = true;
         write.done(error);
@@ -216,7 +223,7 @@ describe('snapshot store', () => {
     await kv.put('call-h', JSON.stringify({ seq: 9, snapshot: snapshot('answered', 'done') }));
     const failed = outcome();
     source.set('call-h', 'rejecting');
-    store.save('call-h', { seq: 2, done: failed.done });
+    store.save('call-h', { done: failed.done });
     expect((await failed.result)?.message).toMatch(/changed by someone else/);
     const reads = source.reads;
     const again = outcome();
@@ -235,18 +242,21 @@ describe('snapshot store', () => {
         reason: 'busy',
       },
     ] as const;
-    source.calls.set('call-f', { held: held as never });
+    source.calls.set('call-f', { held: held as never, intake: { floor: 0, seqs: [5] } });
     const write = outcome();
-    store.save('call-f', { seq: 5, done: write.done });
+    store.save('call-f', { done: write.done });
     expect(await write.result).toBeUndefined();
     const { store: again } = await open(bucket);
-    expect((await again.loadAll()).get('call-f')).toEqual({ ok: true, call: { seq: 5, held } });
+    expect((await again.loadAll()).get('call-f')).toEqual({
+      ok: true,
+      call: { held, intake: { floor: 0, seqs: [5] } },
+    });
   });
 
   it('drops a write whose call is no longer known, with an error, instead of writing nothing', async () => {
     const { store } = await open();
     const write = outcome();
-    store.save('call-g', { seq: 1, done: write.done });
+    store.save('call-g', { done: write.done });
     expect((await write.result)?.message).toMatch(/call-g is no longer known/);
     await store.settled();
   });

@@ -795,7 +795,10 @@ describe('storedFormOf', () => {
     const { clock, runtime, sent } = harness({ outcomes: ['pending'] });
     const other = '99999999-9999-4999-8999-999999999999';
     runtime.deliver({ ...answered(T0), callId: other });
-    expect(runtime.storedFormOf(other)).toEqual({ held: [{ ...answered(T0), callId: other }] });
+    expect(runtime.storedFormOf(other)).toEqual({
+      held: [{ ...answered(T0), callId: other }],
+      intake: { floor: 0, seqs: [] },
+    });
 
     runtime.deliver(incoming(T0));
     expect(snapshotOf(runtime)).toMatchObject({

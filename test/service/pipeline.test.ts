@@ -111,7 +111,7 @@ describe('the pipeline: ack only after store', () => {
     expect(msg.acks).toEqual(['ack']);
     expect(store.get(A)).toMatchObject({
       ok: true,
-      call: { seq: 41, snapshot: { value: 'ringing' } },
+      call: { snapshot: { value: 'ringing' }, intake: { floor: 0, seqs: [41] } },
     });
   });
 
@@ -182,6 +182,49 @@ describe('the pipeline: redelivery', () => {
   });
 });
 
+describe('the pipeline: redelivery after a crash, a later message first', () => {
+  it("applies an earlier message redelivered after a later one was held: held events do not count as the call's progress", async () => {
+    const { pipeline, published, requests, runtime } = setup({ graphAnswers: false });
+    // The crashed run never applied seq 10 (incoming) and 11 (reject); seq 12 comes first.
+    const later = message(answered(A), { seq: 12 });
+    pipeline.handle(later);
+    await turns();
+    expect(later.acks).toEqual(['ack']);
+    expect(runtime.knows(A)).toBe('held');
+
+    const incomingAgain = message(incoming(A), { seq: 10, redelivered: true });
+    pipeline.handle(incomingAgain);
+    const rejectAgain = message(reject(A), { seq: 11, redelivered: true });
+    pipeline.handle(rejectAgain);
+    await turns();
+
+    expect([incomingAgain.acks, rejectAgain.acks]).toEqual([['ack'], ['ack']]);
+    expect(published.map((r) => [r.state, r.refused?.type ?? null])).toEqual([
+      ['ringing', null],
+      ['answered', null],
+      ['answered', 'call.reject'],
+    ]);
+    expect(requests).toEqual([]);
+    // What changed the call is taken in: another redelivery of it changes nothing.
+    const again = message(answered(A), { seq: 12, redelivered: true });
+    pipeline.handle(again);
+    await turns();
+    expect(again.acks).toEqual(['ack']);
+    expect(published).toHaveLength(3);
+    expect([10, 11, 12].map((seq) => runtime.hasTaken(A, seq))).toEqual([true, false, true]);
+  });
+
+  it('judges a redelivered message by the messages the call took in, not by the highest one', async () => {
+    const { pipeline, runtime } = setup({ graphAnswers: false });
+    pipeline.handle(message(incoming(A), { seq: 20 }));
+    pipeline.handle(message(reject(A), { seq: 22 }));
+    await turns();
+    expect(runtime.hasTaken(A, 20)).toBe(true);
+    expect(runtime.hasTaken(A, 21)).toBe(false);
+    expect(runtime.hasTaken(A, 22)).toBe(true);
+  });
+});
+
 describe('the pipeline: per-call order', () => {
   it("applies one call's events in the order they came, also while the first waits for a read of the bucket", async () => {
     const { clock, store, pipeline, published, requests } = setup({ tombstoneMemoryMs: 1_000 });
@@ -193,7 +236,7 @@ describe('the pipeline: per-call order', () => {
     pipeline.handle(message(incoming(B, 60_000), { seq: 3 }));
     expect(store.get(A)).toMatchObject({
       ok: true,
-      call: { seq: 2, snapshot: { value: 'answered' } },
+      call: { snapshot: { value: 'answered' }, intake: { floor: 0, seqs: [1, 2] } },
     });
 
     store.holdAcks();

@@ -36,10 +36,16 @@ describe('restore', () => {
       storedMs: 3_600_000,
     });
     const store = new MemoryStore(runtime);
-    store.put('live', { seq: 1, snapshot: snapshot('live', 'ringing', T0 + 10_000) });
-    store.put('final', { seq: 2, snapshot: snapshot('final', 'answered', T0 + 5_000) });
+    store.put('live', {
+      intake: { floor: 0, seqs: [1] },
+      snapshot: snapshot('live', 'ringing', T0 + 10_000),
+    });
+    store.put('final', {
+      intake: { floor: 0, seqs: [2] },
+      snapshot: snapshot('final', 'answered', T0 + 5_000),
+    });
     const held = [{ type: 'call.answered' as const, callId: 'early', at: T0 }];
-    store.put('early', { seq: 3, held });
+    store.put('early', { intake: { floor: 0, seqs: [3] }, held });
     // Another machine version wrote this one.
     store.putRaw('foreign', JSON.stringify({ v: 9, seq: 4, snapshot: {} }));
 
@@ -49,7 +55,7 @@ describe('restore', () => {
     expect([...restored.unreadable.keys()]).toEqual(['foreign']);
     expect(runtime.stateOf('live')).toBe('ringing');
     expect(runtime.knows('final')).toBe('maybeStored');
-    expect(runtime.storedFormOf('early')).toEqual({ held });
+    expect(runtime.storedFormOf('early')).toEqual({ held, intake: { floor: 0, seqs: [3] } });
     expect(runtime.knows('foreign')).toBe('unknown');
     // The restored call times out at its own deadline.
     clock.set(T0 + 10_000);
