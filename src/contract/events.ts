@@ -1,6 +1,10 @@
 import { z } from 'zod';
 import { canonicalCallId } from './call-id.js';
 import { describeIssues } from './errors.js';
+import { type Parsed, parseJson } from './json.js';
+import { boundedValue, got, truncated } from './limits.js';
+
+export type { Parsed };
 
 /**
  * The wire contract of `call.events.<callId>`: one JSON event envelope per
@@ -57,20 +61,54 @@ export const HttpsUrlField = z.url({
 /** Graph's resultInfo codes are documented as integers but appear as strings. */
 const ResultCodeField = z
   .union([z.string(), z.number()], { error: 'must be a string or a number' })
-  .transform(String);
+  .transform((code) => truncated(String(code)));
+
+/** Free text from Graph or a bot: kept, cut to 1 KiB. */
+const TextField = z.string({ error: 'must be a string' }).transform((text) => truncated(text));
+
+/** A Graph object passed through (who calls whom): kept, bounded to 1 KiB of JSON. */
+const PassThrough = z
+  .record(z.string(), z.unknown(), { error: 'must be an object' })
+  .transform((value) => boundedValue(value) as Record<string, unknown>);
 
 const envelope = { callId: CallIdField, at: AtField };
 
-export const CallIncoming = z.looseObject({
-  type: z.literal('call.incoming'),
-  ...envelope,
-  tenantId: z.string({ error: 'must be a string' }).optional(),
-  source: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
-  targets: z.array(z.unknown(), { error: 'must be an array' }).optional(),
-  direction: z.string({ error: 'must be a string' }).optional(),
-  chatInfo: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
-  meetingInfo: z.record(z.string(), z.unknown(), { error: 'must be an object' }).optional(),
-});
+/** Fields the contract does not name, passed through as Graph sent them: each bounded. */
+function boundExtras<T extends Record<string, unknown>>(value: T): T {
+  const bounded: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(value)) {
+    bounded[key] = KNOWN_INCOMING.has(key) ? field : boundedValue(field);
+  }
+  return bounded as T;
+}
+
+const KNOWN_INCOMING = new Set([
+  'type',
+  'callId',
+  'at',
+  'tenantId',
+  'source',
+  'targets',
+  'direction',
+  'chatInfo',
+  'meetingInfo',
+]);
+
+export const CallIncoming = z
+  .looseObject({
+    type: z.literal('call.incoming'),
+    ...envelope,
+    tenantId: TextField.optional(),
+    source: PassThrough.optional(),
+    targets: z
+      .array(z.unknown(), { error: 'must be an array' })
+      .transform((value) => boundedValue(value) as unknown[])
+      .optional(),
+    direction: TextField.optional(),
+    chatInfo: PassThrough.optional(),
+    meetingInfo: PassThrough.optional(),
+  })
+  .transform(boundExtras);
 export type CallIncoming = z.infer<typeof CallIncoming>;
 
 export const CallReject = z.object({
@@ -89,7 +127,7 @@ export const CallTerminated = z.object({
   ...envelope,
   code: ResultCodeField.optional(),
   subcode: ResultCodeField.optional(),
-  message: z.string({ error: 'must be a string' }).optional(),
+  message: TextField.optional(),
 });
 export type CallTerminated = z.infer<typeof CallTerminated>;
 
@@ -102,8 +140,6 @@ const SCHEMAS = {
   'call.answered': CallAnswered,
   'call.terminated': CallTerminated,
 } as const;
-
-export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -128,7 +164,7 @@ export function parseEnvelope(value: unknown): Parsed<CallEnvelope> {
   if (!isEventType(type)) {
     return {
       ok: false,
-      error: `type: must be one of ${EVENT_TYPES.join(', ')} (got ${JSON.stringify(type ?? null)})`,
+      error: `type: must be one of ${EVENT_TYPES.join(', ')}${got(type ?? null)}`,
     };
   }
   const result = SCHEMAS[type].safeParse(value);
@@ -139,11 +175,6 @@ export function parseEnvelope(value: unknown): Parsed<CallEnvelope> {
 
 /** Decode and validate one message body (UTF-8 JSON text). */
 export function parseEnvelopeText(text: string): Parsed<CallEnvelope> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, error: `(message): must be JSON (${(error as Error).message})` };
-  }
-  return parseEnvelope(value);
+  const json = parseJson(text);
+  return json.ok ? parseEnvelope(json.value) : json;
 }

@@ -1,5 +1,7 @@
 import { canonicalCallId } from './call-id.js';
 import { type CallEnvelope, type EventType, parseEnvelope } from './events.js';
+import { parseJson } from './json.js';
+import { got, LIMITS } from './limits.js';
 
 /**
  * The wire contract of `graph.notifications`: a Graph `commsNotifications`
@@ -12,8 +14,11 @@ import { type CallEnvelope, type EventType, parseEnvelope } from './events.js';
 export interface TranslatedBatch {
   /** Events in the order of the batch, already valid, canonical CallEnvelope values. */
   events: CallEnvelope[];
-  /** One entry per notification that could not be used; `error` names the field with its index. */
-  invalid: { index: number; error: string }[];
+  /**
+   * One entry per notification that could not be used: `error` names the
+   * field with its index, `item` is the notification (for its invalid record).
+   */
+  invalid: { index: number; error: string; item: unknown }[];
   /** How many notifications were valid but carry nothing callgate acts on. */
   ignored: number;
 }
@@ -86,16 +91,22 @@ export function translateNotifications(payload: unknown, at: number): TranslateR
     return items;
   }
   const batch: TranslatedBatch = { events: [], invalid: [], ignored: 0 };
-  items.value.forEach((item, index) => {
+  const used = items.value.slice(0, LIMITS.batchItems);
+  used.forEach((item, index) => {
     const outcome = translateOne(item, index, atIso);
     if (outcome.kind === 'event') {
       batch.events.push(outcome.event);
     } else if (outcome.kind === 'invalid') {
-      batch.invalid.push({ index, error: outcome.error });
+      batch.invalid.push({ index, error: outcome.error, item });
     } else {
       batch.ignored += 1;
     }
   });
+  const left = items.value.length - used.length;
+  if (left > 0) {
+    const error = `value: at most ${LIMITS.batchItems} notifications are read from one batch; ${left} more were not used`;
+    batch.invalid.push({ index: used.length, error, item: items.value.slice(used.length) });
+  }
   return { ok: true, batch };
 }
 
@@ -110,13 +121,8 @@ export function translateNotifications(payload: unknown, at: number): TranslateR
  * // { ok: false, error: '(message): must be JSON (…)' }
  */
 export function translateNotificationsText(text: string, at: number): TranslateResult {
-  let payload: unknown;
-  try {
-    payload = JSON.parse(text);
-  } catch (error) {
-    return { ok: false, error: `(message): must be JSON (${(error as Error).message})` };
-  }
-  return translateNotifications(payload, at);
+  const json = parseJson(text);
+  return json.ok ? translateNotifications(json.value, at) : json;
 }
 
 /**
@@ -158,7 +164,7 @@ function readBatch(payload: unknown): Step<unknown[]> {
   if (isPresent(type) && !hasCommsNotificationsType(payload)) {
     return {
       ok: false,
-      error: `@odata.type: must be #microsoft.graph.commsNotifications when present (got ${JSON.stringify(type)})`,
+      error: `@odata.type: must be #microsoft.graph.commsNotifications when present${got(type)}`,
     };
   }
   const items = payload.value;

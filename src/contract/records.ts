@@ -23,8 +23,10 @@ export const InvalidRecord = z.object({
   subject: z.string(),
   /** Names the field and the rule it broke. */
   error: z.string(),
-  /** The original message text, or base64 when it is not UTF-8. */
+  /** The original message text, or base64 when it is not UTF-8; cut to 64 KiB. */
   payload: z.string(),
   at: z.iso.datetime({ offset: true }),
+  /** Set when `payload` was cut. */
+  truncated: z.literal(true).optional(),
 });
 export type InvalidRecord = z.infer<typeof InvalidRecord>;

@@ -4,6 +4,7 @@ import { SimulatedClock } from 'xstate';
 import type { CallStateName } from '../../machines/types.js';
 import { canonicalCallId } from '../contract/call-id.js';
 import { type CallEnvelope, type Parsed, parseEnvelope } from '../contract/events.js';
+import { parseJson } from '../contract/json.js';
 import type { InvalidRecord, LifecycleRecord } from '../contract/records.js';
 import { type CallRuntime, createCallRuntime } from '../runtime/call-runtime.js';
 import {
@@ -147,13 +148,12 @@ class Replayer {
   }
 
   #parse(text: string): Line | undefined {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      this.#reportInvalid(text, `(message): must be JSON (${(error as Error).message})`, undefined);
+    const json = parseJson(text);
+    if (!json.ok) {
+      this.#reportInvalid(text, json.error, undefined);
       return undefined;
     }
+    const value = json.value;
     const fields = value as { callId?: unknown; type?: unknown } | null;
     const parsed =
       fields?.type === 'graph.result'

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { canonicalCallId } from '../../src/contract/call-id.js';
 
 const DASHED = '57dab8b1-894c-409a-b240-bd8beae78896';
-const TOKEN_RULE = 'must not contain ".", "*", ">" or white space';
+const TOKEN_RULE =
+  'must be ASCII letters, digits, "-" and "_" only (no ".", "*", ">", white space, ":" or other characters)';
 
 describe('canonicalCallId', () => {
   describe('GUID call ids', () => {
@@ -80,6 +81,43 @@ describe('canonicalCallId', () => {
       ['a leading space', ' 57DAB8B1894C409AB240BD8BEAE78896'],
     ])('refuses an id with %s', (_, raw) => {
       expect(canonicalCallId(raw)).toEqual({ ok: false, rule: TOKEN_RULE });
+    });
+  });
+});
+
+describe('canonicalCallId: the id rules of the contract', () => {
+  it('takes a GUID in braces as the bare GUID', () => {
+    expect(canonicalCallId('{57DAB8B1-894C-409A-B240-BD8BEAE78896}')).toEqual({
+      ok: true,
+      callId: DASHED,
+    });
+  });
+
+  it('refuses braces around anything but a GUID', () => {
+    expect(canonicalCallId('{abc}')).toEqual({
+      ok: false,
+      rule: 'may be in braces only when it is a GUID',
+    });
+  });
+
+  it.each([
+    ['a colon', 'call:1'],
+    ['a brace', 'call{1'],
+    ['a dollar sign', 'call$1'],
+    ['a non-ASCII letter', 'callé'],
+  ])('refuses an id with %s', (_, raw) => {
+    expect(canonicalCallId(raw)).toEqual({ ok: false, rule: TOKEN_RULE });
+  });
+
+  it('takes 128 characters and refuses 129, and refuses long input before any work', () => {
+    expect(canonicalCallId('a'.repeat(128))).toEqual({ ok: true, callId: 'a'.repeat(128) });
+    expect(canonicalCallId('a'.repeat(129))).toEqual({
+      ok: false,
+      rule: 'must be at most 128 characters',
+    });
+    expect(canonicalCallId('a'.repeat(4_060))).toEqual({
+      ok: false,
+      rule: 'must be at most 128 characters',
     });
   });
 });

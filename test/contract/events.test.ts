@@ -194,7 +194,7 @@ describe('invalid envelopes', () => {
 
     it.each(['a.b', 'a*', 'a>', 'a b'])('must be a NATS subject token, not %j', (callId) => {
       expect(refusal({ type: 'call.answered', callId, at: AT })).toBe(
-        'callId: must not contain ".", "*", ">" or white space',
+        'callId: must be ASCII letters, digits, "-" and "_" only (no ".", "*", ">", white space, ":" or other characters)',
       );
     });
   });
@@ -281,7 +281,7 @@ describe('invalid envelopes', () => {
     const error = refusal({ type: 'call.reject', callId: 'a.b', at: 'now', reason: 'maybe' });
 
     expect(error.split('; ')).toEqual([
-      'callId: must not contain ".", "*", ">" or white space',
+      'callId: must be ASCII letters, digits, "-" and "_" only (no ".", "*", ">", white space, ":" or other characters)',
       'at: must be an ISO-8601 date-time with an offset, e.g. 2026-11-27T09:00:00Z',
       'reason: must be one of none, busy, forbidden',
     ]);
@@ -313,5 +313,51 @@ describe('parseEnvelopeText', () => {
 
     expect(result.ok).toBe(false);
     expect(result.ok ? '' : result.error).toMatch(/^\(message\): must be JSON \(/);
+  });
+});
+
+describe('bounds on what an event carries', () => {
+  it('cuts free text to 1 KiB: a hang-up message, a tenant id', () => {
+    const parsed = parseEnvelope({
+      type: 'call.terminated',
+      callId: 'c1',
+      at: '2026-11-27T09:00:00Z',
+      message: 'x'.repeat(500_000),
+    });
+    expect(
+      parsed.ok && parsed.value.type === 'call.terminated' && parsed.value.message?.length,
+    ).toBe(1024);
+  });
+
+  it('bounds a pass-through object to 1 KiB of JSON', () => {
+    const source = { identity: { user: { displayName: 'A'.repeat(10_000) } } };
+    const parsed = parseEnvelope({
+      type: 'call.incoming',
+      callId: 'c1',
+      at: '2026-11-27T09:00:00Z',
+      source,
+      extra: 'y'.repeat(5_000),
+    });
+    if (!parsed.ok || parsed.value.type !== 'call.incoming') throw new Error('not parsed');
+    expect(JSON.stringify(parsed.value.source).length).toBeLessThanOrEqual(1_100);
+    expect(String((parsed.value as Record<string, unknown>).extra)).toHaveLength(1024);
+  });
+
+  it('quotes at most 200 characters of a wrong type, and never V8 snippets of text that is not JSON', () => {
+    const wrong = parseEnvelope({ type: 'z'.repeat(10_000), callId: 'c1' });
+    expect(wrong.ok ? '' : wrong.error).toHaveLength(
+      'type: must be one of call.incoming, call.reject, call.answered, call.terminated (got "")'
+        .length + 200,
+    );
+    const text = parseEnvelopeText('{"secret name": Ada Lovelace}');
+    expect(text).toEqual({ ok: false, error: '(message): must be JSON (it is not valid JSON)' });
+  });
+
+  it('refuses JSON nested deeper than 32 levels', () => {
+    const deep = `${'['.repeat(50)}${']'.repeat(50)}`;
+    expect(parseEnvelopeText(`{"type": "call.incoming", "x": ${deep}}`)).toEqual({
+      ok: false,
+      error: '(message): must not nest deeper than 32 levels',
+    });
   });
 });

@@ -4,6 +4,7 @@ import {
   translateNotifications,
   translateNotificationsText,
 } from '../../src/contract/graph-notifications.js';
+import { LIMITS } from '../../src/contract/limits.js';
 
 /** When JetStream stored the message: the `at` of every event of the batch. */
 const AT = Date.parse('2026-11-27T09:00:00.000Z');
@@ -168,6 +169,11 @@ function rosterUpdate(id: string) {
   };
 }
 
+/** The invalid entries without the notification each carries (checked on its own below). */
+function errorsOf(invalid: { index: number; error: string }[]): { index: number; error: string }[] {
+  return invalid.map(({ index, error }) => ({ index, error }));
+}
+
 describe('translateNotifications: incoming calls', () => {
   it('turns a created notification in state incoming into call.incoming at the storage time', () => {
     const result = translated(batch(incomingCall));
@@ -297,7 +303,7 @@ describe('translateNotifications: call ids', () => {
       resourceData: { id: CALL_ID, state: 'established' },
     };
 
-    expect(translated(batch(notification)).invalid).toEqual([
+    expect(errorsOf(translated(batch(notification)).invalid)).toEqual([
       {
         index: 0,
         error: `value[0].resourceData.id: must name the same call as resourceUrl (got ${CALL_ID}, resourceUrl names ${GROUP_CALL_ID})`,
@@ -465,16 +471,18 @@ describe('translateNotifications: batches', () => {
       { type: 'call.answered', callId: CALL_ID, at: AT },
       { type: 'call.terminated', callId: GROUP_CALL_ID, at: AT },
     ]);
-    expect(result.invalid).toEqual([
+    expect(errorsOf(result.invalid)).toEqual([
       { index: 1, error: 'value[1].resourceUrl: is required (or resource, or resourceData.id)' },
       { index: 2, error: 'value[2]: must be an object' },
       {
         index: 3,
-        error: 'value[3].resourceUrl: the call id must not contain ".", "*", ">" or white space',
+        error:
+          'value[3].resourceUrl: the call id must be ASCII letters, digits, "-" and "_" only (no ".", "*", ">", white space, ":" or other characters)',
       },
       {
         index: 4,
-        error: 'value[4].resourceData.id: must not contain ".", "*", ">" or white space',
+        error:
+          'value[4].resourceData.id: must be ASCII letters, digits, "-" and "_" only (no ".", "*", ">", white space, ":" or other characters)',
       },
       { index: 5, error: 'value[5].changeType: is required' },
     ]);
@@ -484,7 +492,7 @@ describe('translateNotifications: batches', () => {
   it('names the resource field when only resource holds a refused id', () => {
     const result = translated(batch({ changeType: 'deleted', resource: '/app/calls/' }));
 
-    expect(result.invalid).toEqual([
+    expect(errorsOf(result.invalid)).toEqual([
       { index: 0, error: 'value[0].resource: the call id must not be empty' },
     ]);
   });
@@ -504,7 +512,7 @@ describe('translateNotifications: batches', () => {
       terminated(CALL_ID, { code: true, message: 5 }),
     );
 
-    expect(translated(payload).invalid).toEqual([
+    expect(errorsOf(translated(payload).invalid)).toEqual([
       { index: 0, error: 'value[0].changeType: must be a string' },
       { index: 1, error: 'value[1].resourceUrl: must be a string' },
       { index: 2, error: 'value[2].resourceData: must be an object or an array' },
@@ -624,5 +632,39 @@ describe('isLegacyNotification', () => {
     expect(isLegacyNotification(null)).toBe(false);
     expect(isLegacyNotification('text')).toBe(false);
     expect(isLegacyNotification(204)).toBe(false);
+  });
+});
+
+describe('translateNotifications: bounds', () => {
+  it('gives each bad notification its own entry, carrying that notification', () => {
+    const bad = { changeType: 7 };
+    const result = translated({ value: [bad] });
+    expect(result.invalid).toEqual([
+      { index: 0, error: 'value[0].changeType: must be a string', item: bad },
+    ]);
+  });
+
+  it(`reads at most ${LIMITS.batchItems} notifications of a batch and says how many more were left`, () => {
+    // Participant roster updates: valid, ignored.
+    const items = Array.from({ length: LIMITS.batchItems + 5 }, () => ({
+      changeType: 'updated',
+      resourceUrl: '/communications/calls/c1/participants',
+      resourceData: [],
+    }));
+    const result = translated({ value: items });
+    expect(result.invalid).toEqual([
+      {
+        index: LIMITS.batchItems,
+        error: `value: at most ${LIMITS.batchItems} notifications are read from one batch; 5 more were not used`,
+        item: items.slice(LIMITS.batchItems),
+      },
+    ]);
+    expect(result.ignored).toBe(LIMITS.batchItems);
+  });
+
+  it('refuses a batch nested deeper than the JSON limit, without walking it recursively', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const result = translateNotificationsText(`{"value": ${deep}}`, Date.now());
+    expect(result).toEqual({ ok: false, error: '(message): must not nest deeper than 32 levels' });
   });
 });
