@@ -109,6 +109,8 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
       },
       timeoutMs,
       signal,
+      // Checked again when the request is written: never at or after the deadline.
+      { at: request.deadline, now },
     );
 
     if (ending.kind === 'aborted') {

@@ -15,6 +15,12 @@ export interface NoAnswer {
   readonly error?: Error;
 }
 
+/** A time after which the request must not be written at all, and the clock to read it by. */
+export interface NotAfter {
+  readonly at: number;
+  readonly now: () => number;
+}
+
 /** How one HTTP exchange ended. Never throws: every ending is data. */
 export type Exchange =
   | {
@@ -32,8 +38,11 @@ export type Exchange =
  * handler's `onRequestStart` runs just before undici writes the request to a
  * connected socket: that is what tells "never sent" (connection refused, still
  * queued or connecting at the deadline) from "sent, outcome unknown", which
- * `request()` does not expose. The body is always read to its end, so the
- * connection goes back to the pool.
+ * `request()` does not expose. It is also where `notAfter` is checked: the
+ * clock is read when the request is about to be written, so a request that
+ * waited in the pool (or behind a busy event loop) past its deadline is
+ * never written, whether or not its timer has fired yet. The body is always
+ * read to its end, so the connection goes back to the pool.
  *
  * @example
  * const ending = await exchange(pool, { path: '/x', method: 'POST', body: '{}' }, 500, signal);
@@ -44,6 +53,7 @@ export function exchange(
   options: Dispatcher.DispatchOptions,
   timeoutMs: number,
   signal: AbortSignal,
+  notAfter?: NotAfter,
 ): Promise<Exchange> {
   return new Promise((resolve) => {
     let controller: Dispatcher.DispatchController | null = null;
@@ -88,6 +98,10 @@ export function exchange(
       onRequestStart(started) {
         // Settled while queued or connecting: make sure it is never written.
         if (settled) return started.abort(new Error('abandoned before it was sent'));
+        if (notAfter && notAfter.now() >= notAfter.at) {
+          settle({ kind: 'timeout', written: false });
+          return started.abort(new Error('its deadline passed before it could be written'));
+        }
         controller = started;
       },
       onResponseStart(_c, statusCode, responseHeaders) {
