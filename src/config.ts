@@ -16,9 +16,12 @@ const SECRETS = new Set([
   'GRAPH_TOKEN',
   'NATS_PASSWORD',
   'NATS_TOKEN',
+  'LIVE_TOKEN',
   // A path, but someone may paste the seed itself: never shown either way.
   'NATS_NKEY',
 ]);
+/** How much longer than the answer window a call must be kept (RETENTION_MS). */
+export const RETENTION_MARGIN_MS = 60_000;
 /** The ways to authenticate to NATS, of which at most one may be set. */
 const NATS_AUTH_VARIABLES = [
   ['NATS_CREDS'],
@@ -174,6 +177,7 @@ const Env = z.object({
     .default(false),
   INSPECT_PORT: wholeNumber('must be a port number (1-65535)', 1, 65_535).default(4242),
   INSPECT_HOST: z.string().min(1).default('127.0.0.1'),
+  LIVE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z
     .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })
     .default('info'),
@@ -260,6 +264,8 @@ export interface Config {
     readonly maxBytes: number;
   };
   readonly inspect: boolean;
+  /** `LIVE_TOKEN`: when set, the live page and its event stream ask for it. */
+  readonly liveToken: string | undefined;
   /** Where the Stately inspector's relay listens with `INSPECT=1` (loopback by default). */
   readonly inspector: { readonly port: number; readonly host: string };
   readonly logLevel: (typeof LOG_LEVELS)[number];
@@ -348,6 +354,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const e = result.data;
+  if (e && e.RETENTION_MS < e.ANSWER_TIMEOUT_MS + RETENTION_MARGIN_MS) {
+    problems.push(
+      `RETENTION_MS: must be at least ANSWER_TIMEOUT_MS + ${RETENTION_MARGIN_MS} (${e.ANSWER_TIMEOUT_MS + RETENTION_MARGIN_MS}): a call is kept while its window is open and a minute more, or it could be decided twice (got ${shown('RETENTION_MS', present.RETENTION_MS)})`,
+    );
+  }
   if (e && e.PARTITION >= e.PARTITIONS) {
     problems.push(
       `PARTITION: must be below PARTITIONS (${e.PARTITIONS}): partitions are numbered from 0 (got ${shown('PARTITION', present.PARTITION)})`,
@@ -392,6 +403,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxBytes: e.WEBHOOK_MAX_BYTES,
     },
     inspect: e.INSPECT,
+    liveToken: e.LIVE_TOKEN,
     inspector: { port: e.INSPECT_PORT, host: e.INSPECT_HOST },
     logLevel: e.LOG_LEVEL,
     logPii: e.LOG_PII,

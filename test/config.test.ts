@@ -70,6 +70,18 @@ describe('configuration from the environment', () => {
     );
   });
 
+  it('refuses a RETENTION_MS shorter than the answer window and a minute: the call could be decided twice', () => {
+    expect(() =>
+      loadConfig({ GRAPH_TOKEN: 't', ANSWER_TIMEOUT_MS: '15000', RETENTION_MS: '60000' }),
+    ).toThrow(
+      'RETENTION_MS: must be at least ANSWER_TIMEOUT_MS + 60000 (75000): a call is kept while its window is open and a minute more, or it could be decided twice (got "60000")',
+    );
+    expect(
+      loadConfig({ GRAPH_TOKEN: 't', ANSWER_TIMEOUT_MS: '15000', RETENTION_MS: '75000' })
+        .retentionMs,
+    ).toBe(75_000);
+  });
+
   it('never echoes a secret it rejected', () => {
     expect(() => loadConfig({ GRAPH_CLIENT_SECRET: 'hunter2' })).toThrow(ConfigError);
     try {

@@ -48,7 +48,7 @@ export interface App {
 export function buildApp(config: Config): App {
   const log = createLogger({ level: config.logLevel, logPii: config.logPii });
   const metrics = createMetrics();
-  const live = createLiveHub();
+  const live = createLiveHub({ token: config.liveToken });
   const intake = new NotificationIntake(config.notificationsSubject);
   const stack = new CloseStack();
   let service: Service | undefined;

@@ -1,5 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+
 export type Route = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 /** Prometheus text, as `GET /metrics` serves it (a prom-client `Registry` is one). */
@@ -36,7 +39,7 @@ export function createHttpServer(options: HttpServerOptions): Server {
     },
     ...options.routes,
   };
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const route = routes[`${req.method} ${path}`];
     if (!route) {
@@ -48,6 +51,10 @@ export function createHttpServer(options: HttpServerOptions): Server {
       else res.destroy();
     });
   });
+  // A client that is slow to send its headers or its request is let go.
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  return server;
 }
 
 function text(res: ServerResponse, status: number, body: string): void {

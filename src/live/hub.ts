@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isFinalState, STATE_NAMES } from '../../machines/states.js';
 import type { LifecycleRecord } from '../contract/records.js';
@@ -66,6 +67,14 @@ export interface LiveHubOptions {
    * would otherwise keep a second copy of each and send them all to each page.
    */
   readonly callLimit?: number;
+  /** `/events` clients at once, at most (default 32); more are answered 503. */
+  readonly maxClients?: number;
+  /**
+   * When set, `GET /` and `GET /events` answer only requests that carry it:
+   * `?token=…` (the page passes it on to its event stream) or
+   * `Authorization: Bearer …`.
+   */
+  readonly token?: string | undefined;
   readonly now?: () => number;
 }
 
@@ -190,15 +199,22 @@ class LiveView {
   }
 }
 
-/** The connected `/events` clients: server-sent events, with a heartbeat that keeps proxies from timing out. */
+/** A client further behind than this (bytes not yet taken by its socket) is let go. */
+const MAX_BEHIND_BYTES = 256 * 1024;
+
+/**
+ * The connected `/events` clients: server-sent events, with a heartbeat that
+ * keeps proxies from timing out. Bounded: at most `maxClients` at once, and a
+ * client that does not keep up is dropped rather than buffered for.
+ */
 class EventStream {
   readonly #clients = new Set<ServerResponse>();
   readonly #heartbeat: NodeJS.Timeout;
+  readonly #maxClients: number;
 
-  constructor(heartbeatMs: number) {
-    this.#heartbeat = setInterval(() => {
-      for (const res of this.#clients) res.write(': heartbeat\n\n');
-    }, heartbeatMs);
+  constructor(heartbeatMs: number, maxClients: number) {
+    this.#maxClients = maxClients;
+    this.#heartbeat = setInterval(() => this.#write(': heartbeat\n\n'), heartbeatMs);
     this.#heartbeat.unref();
   }
 
@@ -208,6 +224,11 @@ class EventStream {
 
   /** Start the stream on `res` with a first event, then send it every later one. */
   open(req: IncomingMessage, res: ServerResponse, first: { event: string; data: unknown }): void {
+    if (this.#clients.size >= this.#maxClients) {
+      res.writeHead(503, { 'retry-after': '5', 'content-type': 'text/plain; charset=utf-8' });
+      res.end('too many live page clients\n');
+      return;
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -226,8 +247,16 @@ class EventStream {
 
   send(event: string, data: unknown): void {
     if (this.#clients.size === 0) return;
-    const text = eventText(event, data);
-    for (const res of this.#clients) res.write(text);
+    this.#write(eventText(event, data));
+  }
+
+  #write(text: string): void {
+    for (const res of this.#clients) {
+      if (res.writableLength > MAX_BEHIND_BYTES) {
+        this.#clients.delete(res);
+        res.destroy();
+      } else res.write(text);
+    }
   }
 
   close(): void {
@@ -257,7 +286,9 @@ const PAGE_HEADERS = {
 export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
   const now = options.now ?? Date.now;
   const view = new LiveView(options.recentLimit ?? 50, options.callLimit ?? 200);
-  const stream = new EventStream(options.heartbeatMs ?? 15_000);
+  const stream = new EventStream(options.heartbeatMs ?? 15_000, options.maxClients ?? 32);
+  const allowed = (req: IncomingMessage) =>
+    options.token === undefined || carries(req, options.token);
   return {
     record(record, facts) {
       const call = view.apply(record, facts);
@@ -273,16 +304,33 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
     },
     snapshot: () => view.snapshot(now()),
     routes: {
-      'GET /': (_req, res) => {
+      'GET /': (req, res) => {
+        if (!allowed(req)) return unauthorized(res);
         res.writeHead(200, PAGE_HEADERS);
         res.end(LIVE_PAGE_HTML);
       },
-      'GET /events': (req, res) =>
-        stream.open(req, res, { event: 'snapshot', data: view.snapshot(now()) }),
+      'GET /events': (req, res) => {
+        if (!allowed(req)) return unauthorized(res);
+        stream.open(req, res, { event: 'snapshot', data: view.snapshot(now()) });
+      },
     },
     get clientCount() {
       return stream.size;
     },
     close: () => stream.close(),
   };
+}
+
+/** Whether the request carries the token, as `?token=` or as a bearer token (compared in constant time). */
+function carries(req: IncomingMessage, token: string): boolean {
+  const query = new URL(req.url ?? '/', 'http://localhost').searchParams.get('token');
+  const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  const given = Buffer.from(query ?? bearer ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function unauthorized(res: ServerResponse): void {
+  res.writeHead(401, { 'www-authenticate': 'Bearer', 'content-type': 'text/plain; charset=utf-8' });
+  res.end('a token is required (LIVE_TOKEN)\n');
 }

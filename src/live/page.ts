@@ -154,7 +154,8 @@ function tick() {
 }
 
 function connect() {
-  var source = new EventSource('events');
+  var token = new URLSearchParams(location.search).get('token');
+  var source = new EventSource(token ? 'events?token=' + encodeURIComponent(token) : 'events');
   var status = $('status');
   source.addEventListener('open', function () { status.textContent = 'live'; status.className = 'up'; });
   source.addEventListener('error', function () { status.textContent = 'reconnecting…'; status.className = ''; });

@@ -2,16 +2,19 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isLegacyNotification } from '../contract/graph-notifications.js';
 import type { Route } from '../http/server.js';
 import type { Log } from '../log.js';
-import { readBody } from './body.js';
+import { type BodyRead, readBody } from './body.js';
 import type { VerifyResult } from './verify.js';
 
 /**
  * `POST {WEBHOOK_PATH}`: Graph's callback. Answers, in this order: `415` when
- * the body is not declared JSON, `413` when it is larger than allowed (read no
- * further), `401` for a missing or bad token, `400` when the body is not a
- * JSON object, `204` for a legacy notification, and otherwise `202` once
- * `publish` has resolved (`503` when it failed, so Graph retries). Nothing is
- * published for a refused request, and the token is never logged.
+ * the body is not declared JSON, `413` when it declares more than allowed,
+ * `401` for a missing or bad token (checked before a byte of the body is
+ * read), `503` when too many bodies are being read at once, `413` when more
+ * arrives than allowed (read no further), `400` when the body is not a JSON
+ * object, `204` for a legacy notification, and otherwise `202` once
+ * `publish` has resolved (`503` when it failed, so Graph retries). A body
+ * must arrive within a time limit. Nothing is published for a refused
+ * request, and the token is never logged.
  */
 
 /** Graph's correlation headers, passed to `publish` when present (lower case). */
@@ -36,6 +39,10 @@ export interface WebhookRouteOptions {
   readonly publish: (body: Uint8Array, headers: Record<string, string>) => Promise<void>;
   /** The largest body accepted (default 1 MiB). */
   readonly maxBytes?: number;
+  /** Bodies read at once, at most (default 64); beyond, the answer is 503 with Retry-After. */
+  readonly maxConcurrentBodies?: number;
+  /** A body must have arrived whole within this time (default 10 s). */
+  readonly bodyTimeoutMs?: number;
   readonly log: Log;
 }
 
@@ -50,7 +57,9 @@ export interface WebhookRouteOptions {
  */
 export function createWebhookRoute(options: WebhookRouteOptions): Route {
   const maxBytes = options.maxBytes ?? 1024 * 1024;
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? 10_000;
   const log = options.log;
+  const bodies = new Slots(options.maxConcurrentBodies ?? 64);
 
   return async (req, res) => {
     const started = performance.now();
@@ -65,15 +74,22 @@ export function createWebhookRoute(options: WebhookRouteOptions): Route {
       return answer(415, { reason: 'content type' }, true);
     }
     if (declaredLength(req) > maxBytes) return answer(413, { reason: 'declared size' }, true);
-    const read = await readBody(req, maxBytes);
-    if (read.kind === 'too-large') return answer(413, { reason: 'size' }, true);
-    if (read.kind === 'aborted') return void res.destroy();
-
+    // The token first: nobody without one gets a byte of the body read.
     const verdict = await options.verify(req.headers.authorization);
     if (!verdict.ok) {
       const status = verdict.reason === 'keys-unavailable' ? 503 : 401;
-      return answer(status, { reason: verdict.reason, detail: verdict.detail });
+      return answer(status, { reason: verdict.reason, detail: verdict.detail }, true);
     }
+    if (!bodies.take()) return answer(503, { reason: 'too many bodies at once' }, true);
+    let read: BodyRead;
+    try {
+      read = await readBody(req, maxBytes, bodyTimeoutMs);
+    } finally {
+      bodies.give();
+    }
+    if (read.kind === 'too-large') return answer(413, { reason: 'size' }, true);
+    if (read.kind === 'aborted') return void res.destroy();
+
     const payload = parseJson(read.body);
     if (!isObject(payload)) return answer(400, { reason: 'not a JSON object' });
     if (isLegacyNotification(payload)) return answer(204, { reason: 'legacy notification' });
@@ -88,10 +104,30 @@ export function createWebhookRoute(options: WebhookRouteOptions): Route {
   };
 }
 
+/** A fixed number of places, taken and given back. */
+class Slots {
+  #free: number;
+
+  constructor(count: number) {
+    this.#free = count;
+  }
+
+  take(): boolean {
+    if (this.#free === 0) return false;
+    this.#free--;
+    return true;
+  }
+
+  give(): void {
+    this.#free++;
+  }
+}
+
 function send(res: ServerResponse, status: number, close: boolean): void {
   const headers: Record<string, string> = {};
   if (close) headers.connection = 'close';
   if (status === 401) headers['www-authenticate'] = 'Bearer error="invalid_token"';
+  if (status === 503) headers['retry-after'] = '1';
   res.writeHead(status, headers);
   res.end();
 }

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LifecycleRecord } from '../../src/contract/records.js';
@@ -142,5 +142,86 @@ describe('the live hub', () => {
     const script = /<script>([\s\S]*)<\/script>/.exec(LIVE_PAGE_HTML)?.[1] ?? '';
     expect(script).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
     expect(script).toMatch(/textContent/);
+  });
+
+  it('answers 503 to one /events client more than it allows', async () => {
+    hub = createLiveHub({ maxClients: 1 });
+    const http = createHttpServer({
+      metrics: createMetrics().registry,
+      isReady: () => true,
+      routes: hub.routes,
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const controller = new AbortController();
+    try {
+      const first = await fetch(`${base}/events`, { signal: controller.signal });
+      expect(first.status).toBe(200);
+      const second = await fetch(`${base}/events`);
+      expect(second.status).toBe(503);
+      expect(second.headers.get('retry-after')).toBe('5');
+    } finally {
+      controller.abort();
+      hub.close();
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
+  it('drops a client that does not keep up instead of buffering for it', async () => {
+    hub = createLiveHub({ heartbeatMs: 60_000 });
+    const http = createHttpServer({
+      metrics: createMetrics().registry,
+      isReady: () => true,
+      routes: hub.routes,
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    const live = hub;
+    // A client that reads nothing: its socket's buffers fill, then the hub's.
+    const socket = connect(port, '127.0.0.1');
+    socket.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
+    socket.pause();
+    try {
+      await eventually(() => live.clientCount === 1);
+      const big = { ...rejecting, error: 'x'.repeat(16 * 1024) };
+      for (let i = 0; i < 2_000 && live.clientCount === 1; i++) {
+        live.record(big, facts());
+        await sleep(0);
+      }
+      expect(live.clientCount).toBe(0);
+    } finally {
+      socket.destroy();
+      hub.close();
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
+  it('asks for the token when one is set: as a query parameter or a bearer token', async () => {
+    const token = 'a-live-page-token-1234';
+    hub = createLiveHub({ token });
+    const http = createHttpServer({
+      metrics: createMetrics().registry,
+      isReady: () => true,
+      routes: hub.routes,
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    try {
+      expect((await fetch(`${base}/`)).status).toBe(401);
+      expect((await fetch(`${base}/?token=wrong-token-wrong-token`)).status).toBe(401);
+      expect((await fetch(`${base}/?token=${token}`)).status).toBe(200);
+      const events = await fetch(`${base}/events`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(events.status).toBe(200);
+      await events.body?.cancel();
+      expect((await fetch(`${base}/events`)).status).toBe(401);
+    } finally {
+      hub.close();
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
   });
 });

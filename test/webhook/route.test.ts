@@ -305,6 +305,76 @@ describe('POST /api/calling refuses an oversized body with 413', () => {
   });
 });
 
+describe('POST /api/calling bounds what an unauthenticated client costs', () => {
+  it('answers 401 to a missing token before reading the body, however much is coming', async () => {
+    const upTo = 64 * 1024 * 1024;
+    const answer = await rawPost(hook.port, {
+      headers: { 'content-type': 'application/json' },
+      stream: { chunkBytes: 16 * 1024, upTo },
+    });
+    expect(answer.status).toBe(401);
+    expect(answer.sent).toBeLessThan(upTo);
+    expect(hook.published).toEqual([]);
+  });
+
+  it('answers 503 with Retry-After while as many bodies as allowed are being read', async () => {
+    const narrow = await startWebhook({
+      keys: [key],
+      maxConcurrentBodies: 1,
+      bodyTimeoutMs: 5_000,
+    });
+    try {
+      const token = await mintToken(key);
+      const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+      // One upload that never ends holds the only place.
+      const slow = httpRequest({
+        host: '127.0.0.1',
+        port: narrow.port,
+        path: PATH,
+        method: 'POST',
+        headers,
+      });
+      slow.on('error', () => {});
+      slow.write('{"value": [');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const second = await request(narrow.url, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(incomingBatch()),
+      });
+      expect(second.statusCode).toBe(503);
+      expect(second.headers['retry-after']).toBe('1');
+      await second.body.dump();
+      slow.destroy();
+    } finally {
+      await narrow.close();
+    }
+  });
+
+  it('lets go of a body that does not arrive within the time limit', async () => {
+    const strict = await startWebhook({ keys: [key], bodyTimeoutMs: 200 });
+    try {
+      const token = await mintToken(key);
+      const closed = await new Promise<string>((resolve) => {
+        const slow = httpRequest({
+          host: '127.0.0.1',
+          port: strict.port,
+          path: PATH,
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        });
+        slow.on('error', (error) => resolve((error as NodeJS.ErrnoException).code ?? 'error'));
+        slow.on('response', (res) => resolve(`status ${res.statusCode}`));
+        slow.write('{"value": [');
+      });
+      expect(closed).toBe('ECONNRESET');
+      expect(strict.published).toEqual([]);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
 describe('the webhook route', () => {
   it('answers only POST on its path', async () => {
     const get = await request(hook.url, { method: 'GET' });

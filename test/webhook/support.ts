@@ -165,6 +165,8 @@ export async function startWebhook(
     resolver?: Partial<KeyResolverOptions>;
     verify?: Partial<VerifyOptions>;
     maxBytes?: number;
+    maxConcurrentBodies?: number;
+    bodyTimeoutMs?: number;
   } = {},
 ): Promise<WebhookHarness> {
   const keys = await startKeyServer(options.keys ?? []);
@@ -193,6 +195,10 @@ export async function startWebhook(
     },
     log,
     ...(options.maxBytes !== undefined && { maxBytes: options.maxBytes }),
+    ...(options.maxConcurrentBodies !== undefined && {
+      maxConcurrentBodies: options.maxConcurrentBodies,
+    }),
+    ...(options.bodyTimeoutMs !== undefined && { bodyTimeoutMs: options.bodyTimeoutMs }),
   });
   const server = createHttpServer({
     metrics: createMetrics().registry,
