@@ -4,7 +4,7 @@ import {
   type StateValue,
   stateNameOf,
 } from '../../machines/states.js';
-import { type Intake, lastTaken } from '../runtime/intake.js';
+import type { Intake } from '../runtime/intake.js';
 import type { Loaded, StoredCall } from './store.js';
 
 /**
@@ -33,7 +33,8 @@ export function encodeCall(call: StoredCall): Uint8Array {
   return ENCODER.encode(
     JSON.stringify({
       v: MACHINE_VERSION,
-      seq: lastTaken(intake),
+      // The highest message taken in: what values without `applied` say.
+      seq: Math.max(intake.floor, intake.seqs.at(-1) ?? 0),
       applied: intake.seqs,
       ...(intake.floor > 0 && { floor: intake.floor }),
       ...form,

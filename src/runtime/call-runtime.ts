@@ -123,6 +123,7 @@ export interface CallRuntime<M = undefined> {
 const APPLIED: StepResult = { delivery: 'applied' };
 const IGNORED: StepResult = { delivery: 'ignored' };
 const HELD: StepResult = { delivery: 'held' };
+const NOT_HELD: StepResult = { delivery: 'notHeld' };
 const DUPLICATE: StepResult = { delivery: 'duplicate' };
 const IGNORED_FINAL: StepResult = { delivery: 'ignoredFinal' };
 const TIMER: Cause<never> = { kind: 'timer' };
@@ -221,7 +222,8 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
   restoreHeld(callId: string, events: readonly CallEnvelope[], intake = NO_INTAKE): void {
     const now = this.#clock.now();
     for (const envelope of events) {
-      this.scheduler.schedule(this.#early.hold(envelope, now), 'hold', callId);
+      const expiresAt = this.#early.hold(envelope, now);
+      if (expiresAt !== undefined) this.scheduler.schedule(expiresAt, 'hold', callId);
     }
     this.#early.restoreIntake(callId, intake);
   }
@@ -358,6 +360,7 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
 
   #hold(envelope: CallEnvelope): StepResult {
     const expiresAt = this.#early.hold(envelope, this.#clock.now());
+    if (expiresAt === undefined) return NOT_HELD;
     this.scheduler.schedule(expiresAt, 'hold', envelope.callId);
     this.#journal.changed(envelope.callId, undefined);
     return HELD;

@@ -1,9 +1,12 @@
 import type { CallEnvelope } from '../contract/events.js';
+import { LIMITS } from '../contract/limits.js';
 import { type Intake, NO_INTAKE, takeIn } from './intake.js';
 
 interface Held {
   readonly envelope: CallEnvelope;
   readonly expiresAt: number;
+  /** Its size as stored (JSON). */
+  readonly bytes: number;
 }
 
 /**
@@ -26,12 +29,19 @@ export class EarlyEvents {
     return this.#held.has(callId);
   }
 
-  /** Keep an event; returns when it expires (epoch ms). */
-  hold(envelope: CallEnvelope, now: number): number {
+  /**
+   * Keep an event; returns when it expires (epoch ms), or `undefined` when
+   * the call holds as many events, or as many bytes, as it may
+   * ({@link LIMITS}): a store's value and a NATS message stay bounded.
+   */
+  hold(envelope: CallEnvelope, now: number): number | undefined {
+    const list = this.#held.get(envelope.callId) ?? [];
+    const bytes = JSON.stringify(envelope).length;
+    const total = list.reduce((sum, item) => sum + item.bytes, bytes);
+    if (list.length >= LIMITS.heldEvents || total > LIMITS.heldBytes) return undefined;
     const expiresAt = Math.min(envelope.at, now) + this.#windowMs;
-    const list = this.#held.get(envelope.callId);
-    if (list) list.push({ envelope, expiresAt });
-    else this.#held.set(envelope.callId, [{ envelope, expiresAt }]);
+    list.push({ envelope, expiresAt, bytes });
+    this.#held.set(envelope.callId, list);
     return expiresAt;
   }
 

@@ -29,8 +29,3 @@ export function takeIn(intake: Intake, seq: number): Intake {
   const dropped = seqs.splice(0, seqs.length - MAX_SEQS);
   return { floor: Math.max(intake.floor, ...dropped), seqs };
 }
-
-/** The highest sequence taken in. */
-export function lastTaken(intake: Intake): number {
-  return Math.max(intake.floor, intake.seqs.at(-1) ?? 0);
-}

@@ -52,8 +52,18 @@ export interface CallChange<M> {
   readonly deadline: number | undefined;
 }
 
-/** What the runtime did with one delivered event. */
-export type Delivery = 'applied' | 'refused' | 'held' | 'duplicate' | 'ignoredFinal' | 'ignored';
+/**
+ * What the runtime did with one delivered event. `notHeld`: the call, not
+ * seen yet, holds as many early events as it may; this one was dropped.
+ */
+export type Delivery =
+  | 'applied'
+  | 'refused'
+  | 'held'
+  | 'notHeld'
+  | 'duplicate'
+  | 'ignoredFinal'
+  | 'ignored';
 
 /** A valid command that could not apply: the refused event's type and why. */
 export interface Refusal {

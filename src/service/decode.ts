@@ -1,12 +1,20 @@
 import { canonicalCallId } from '../contract/call-id.js';
 import { type CallEnvelope, parseEnvelopeText } from '../contract/events.js';
 import { translateNotificationsText } from '../contract/graph-notifications.js';
+import { got, LIMITS, truncated } from '../contract/limits.js';
 import type { InboundMessage } from './message-ack.js';
+
+/** Something in a message that could not be used: why, and (for one notification of a batch) that notification. */
+export interface Unusable {
+  readonly error: string;
+  /** The part of the message the error is about; the whole message when absent. */
+  readonly part?: unknown;
+}
 
 /** What one message holds: the events to deliver, and why the rest could not be used. */
 export interface Decoded {
   readonly events: CallEnvelope[];
-  readonly invalid: string[];
+  readonly invalid: Unusable[];
 }
 
 /** Where the decoder finds events and Graph's batches. */
@@ -28,18 +36,24 @@ export function decodeMessage(
   msg: Pick<InboundMessage, 'subject' | 'data' | 'timestampNanos'>,
   subjects: DecodeSubjects,
 ): Decoded {
+  const notifications = msg.subject === subjects.notifications;
+  if (!notifications && msg.data.length > LIMITS.envelopeBytes) {
+    return invalid(
+      `(message): an event must be at most ${LIMITS.envelopeBytes} bytes (got ${msg.data.length})`,
+    );
+  }
   let text: string;
   try {
     text = DECODER.decode(msg.data);
   } catch {
     return invalid('(message): must be UTF-8 JSON text');
   }
-  if (msg.subject === subjects.notifications) {
+  if (notifications) {
     const result = translateNotificationsText(text, Number(msg.timestampNanos / 1_000_000n));
     if (!result.ok) return invalid(result.error);
     return {
       events: result.batch.events,
-      invalid: result.batch.invalid.map((bad) => bad.error),
+      invalid: result.batch.invalid.map((bad) => ({ error: bad.error, part: bad.item })),
     };
   }
   const prefix = subjects.eventPrefixes.find((p) => msg.subject.startsWith(p));
@@ -49,13 +63,14 @@ export function decodeMessage(
   const parsed = parseEnvelopeText(text);
   if (!parsed.ok) return invalid(parsed.error);
   if (parsed.value.callId !== subjectId.callId) {
+    const quoted = JSON.stringify(truncated(token, LIMITS.echoChars));
     return invalid(
-      `callId: must name the same call as the subject token "${token}" (got "${parsed.value.callId}")`,
+      `callId: must name the same call as the subject token ${quoted}${got(parsed.value.callId)}`,
     );
   }
   return { events: [parsed.value], invalid: [] };
 }
 
 function invalid(error: string): Decoded {
-  return { events: [], invalid: [error] };
+  return { events: [], invalid: [{ error }] };
 }

@@ -10,29 +10,43 @@ export interface InboundMessage {
   readonly redelivered: boolean;
   /** When the stream stored it. */
   readonly timestampNanos: bigint;
+  /** How often it has been delivered, this time included. */
+  readonly info: { readonly deliveryCount: number };
   ack(): void;
   nak(delayMs?: number): void;
+  /** Acknowledge it as never to be delivered again. */
+  term(reason?: string): void;
 }
 
-/** A failed write makes the message come back after this long. */
+/** A message is tried this often before it is reported and terminated. */
+export const MAX_DELIVERIES = 8;
+/** The first retry waits this long; each later one twice as long, up to {@link MAX_RETRY_DELAY_MS}. */
 const RETRY_DELAY_MS = 1_000;
+const MAX_RETRY_DELAY_MS = 30_000;
+
+/** Called when a message failed its last attempt: it is terminated after. */
+export type GiveUp = (msg: InboundMessage, error: Error) => void;
 
 /**
  * One message's acknowledgement: it is acknowledged once it has been applied
- * and every write it caused is stored, and redelivered (after a second) if
- * one failed. The acknowledgement is sent from the callback of the last
- * write, while NATS's replies are being read, so acknowledgements leave in
- * batches.
+ * and every write it caused is stored, and redelivered (after a back-off
+ * that doubles from a second) if one failed, at most {@link MAX_DELIVERIES}
+ * times in all: then it is given up on (reported) and terminated, never
+ * redelivered for ever. The acknowledgement is sent from the callback of the
+ * last write, while NATS's replies are being read, so acknowledgements leave
+ * in batches.
  */
 export class MessageAck {
   readonly seq: number;
-  readonly #msg: Pick<InboundMessage, 'ack' | 'nak'>;
+  readonly #msg: InboundMessage;
+  readonly #giveUp: GiveUp | undefined;
   #waiting = 0;
   #open = true;
-  #failed = false;
+  #failure: Error | undefined;
 
-  constructor(msg: Pick<InboundMessage, 'ack' | 'nak' | 'seq'>) {
+  constructor(msg: InboundMessage, giveUp?: GiveUp) {
     this.#msg = msg;
+    this.#giveUp = giveUp;
     this.seq = msg.seq;
   }
 
@@ -40,7 +54,7 @@ export class MessageAck {
   wait(): Stored {
     this.#waiting++;
     return (error) => {
-      if (error) this.#failed = true;
+      if (error) this.#failure = error;
       this.#waiting--;
       this.#settle();
     };
@@ -52,16 +66,26 @@ export class MessageAck {
     this.#settle();
   }
 
-  /** The message could not be handled: it comes back. */
-  fail(): void {
+  /** The message could not be handled: it comes back, or (its last attempt) is given up on. */
+  fail(error: Error): void {
     this.#open = false;
-    this.#failed = true;
+    this.#failure = error;
     this.#settle();
   }
 
   #settle(): void {
     if (this.#open || this.#waiting > 0) return;
-    if (this.#failed) this.#msg.nak(RETRY_DELAY_MS);
-    else this.#msg.ack();
+    const msg = this.#msg;
+    if (!this.#failure) {
+      msg.ack();
+      return;
+    }
+    const attempt = msg.info.deliveryCount;
+    if (attempt < MAX_DELIVERIES) {
+      msg.nak(Math.min(MAX_RETRY_DELAY_MS, RETRY_DELAY_MS * 2 ** (attempt - 1)));
+      return;
+    }
+    this.#giveUp?.(msg, this.#failure);
+    msg.term(this.#failure.message);
   }
 }

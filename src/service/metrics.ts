@@ -18,6 +18,9 @@ export interface Metrics {
   readonly redelivered: Counter;
   readonly finalLookups: Counter;
   readonly unreadableCalls: Counter;
+  readonly gaveUp: Counter;
+  readonly unstoredCalls: Gauge;
+  readonly stale: Counter;
 }
 
 /**
@@ -104,6 +107,21 @@ export function createMetrics(): Metrics {
       help: 'Events for a call not in memory that may be final, read from the KV bucket first',
       registers,
     }),
+    stale: new Counter({
+      name: 'callgate_stale_messages_total',
+      help: 'Messages older than RETENTION_MS minus the answer window, acknowledged without being applied',
+      registers,
+    }),
+    unstoredCalls: new Gauge({
+      name: 'callgate_unstored_calls',
+      help: 'Calls whose last write failed: written again after a back-off; their records wait',
+      registers,
+    }),
+    gaveUp: new Counter({
+      name: 'callgate_messages_given_up_total',
+      help: 'Messages that failed every attempt: reported on <prefix>.invalid and terminated',
+      registers,
+    }),
     unreadableCalls: new Counter({
       name: 'callgate_unreadable_calls_total',
       help: 'Stored calls this service cannot restore (a snapshot of another machine version), reported on <prefix>.invalid',
@@ -111,7 +129,7 @@ export function createMetrics(): Metrics {
     }),
     persistFailures: new Counter({
       name: 'callgate_persist_failures_total',
-      help: 'Snapshot writes that failed (the message is redelivered)',
+      help: 'Snapshot writes that failed (written again; the message, if any, is redelivered)',
       registers,
     }),
   };

@@ -1,15 +1,18 @@
 import type { CallEnvelope } from '../contract/events.js';
+import { LIMITS } from '../contract/limits.js';
 import type { LifecycleRecord } from '../contract/records.js';
 import type { Log } from '../log.js';
 import type { Ownership } from '../ownership/ownership.js';
 import { isFinalStored } from '../persistence/codec.js';
-import type { SnapshotStore, Stored } from '../persistence/store.js';
+import type { SnapshotStore } from '../persistence/store.js';
 import type { CallChange, CallRuntime } from '../runtime/call-runtime.js';
+import type { Clock } from '../runtime/clock.js';
 import { hasTaken } from '../runtime/intake.js';
-import { type DecodeSubjects, decodeMessage } from './decode.js';
+import { type DecodeSubjects, decodeMessage, type Unusable } from './decode.js';
 import type { InvalidReporter } from './invalid.js';
-import { type InboundMessage, MessageAck } from './message-ack.js';
+import { type InboundMessage, MAX_DELIVERIES, MessageAck } from './message-ack.js';
 import type { Metrics } from './metrics.js';
+import { StoredRecords } from './stored-records.js';
 
 export interface PipelineOptions {
   readonly runtime: CallRuntime<MessageAck>;
@@ -18,12 +21,21 @@ export interface PipelineOptions {
   readonly subjects: DecodeSubjects;
   /** A message or an event that could not be used. */
   readonly reportInvalid: InvalidReporter;
-  /** A lifecycle record, once handed to the bus. */
+  /** A lifecycle record whose state is stored: handed to the bus. */
   readonly publish: (record: LifecycleRecord) => void;
   /** Every lifecycle record with its call's deadline (logs, metrics, the live page). */
   readonly observe: (record: LifecycleRecord, deadline: number | undefined) => void;
   readonly metrics: Metrics;
   readonly log: Log;
+  /** The first retry of a failed write waits this long (default 1 s), each later one twice as long. */
+  readonly retryMs?: number;
+  /**
+   * A message stored longer ago than this is not applied: the calls it
+   * names may have left the bucket (RETENTION_MS after their last write),
+   * and must not be decided again (a consumer made anew replays the stream).
+   */
+  readonly staleAfterMs: number;
+  readonly clock: Clock;
 }
 
 /**
@@ -41,17 +53,34 @@ export class Pipeline {
   /** Calls the bucket holds in a form this service cannot restore: their events are reported. */
   readonly #unreadable = new Map<string, string>();
 
+  readonly #records: StoredRecords;
+
   constructor(options: PipelineOptions) {
     this.#o = options;
+    this.#records = new StoredRecords({
+      store: options.store,
+      publish: (record, deadline) => {
+        options.publish(record);
+        options.observe(record, deadline);
+      },
+      metrics: options.metrics,
+      log: options.log,
+      ...(options.retryMs !== undefined && { retryMs: options.retryMs }),
+    });
   }
 
   /** One consumed message. */
   handle(msg: InboundMessage): void {
     this.#o.metrics.messages.inc();
-    const ack = new MessageAck(msg);
+    if (this.#isStale(msg)) {
+      this.#o.metrics.stale.inc();
+      msg.ack();
+      return;
+    }
+    const ack = new MessageAck(msg, this.#giveUp);
     try {
       const { events, invalid } = decodeMessage(msg, this.#o.subjects);
-      for (const error of invalid) this.#o.reportInvalid(msg.subject, msg.data, error);
+      for (const bad of invalid) this.#report(msg, bad);
       // Decided for every event first: applying one takes the message into its call.
       const applied = events.map((e) => this.#o.runtime.hasTaken(e.callId, msg.seq));
       for (const [i, envelope] of events.entries()) {
@@ -62,7 +91,7 @@ export class Pipeline {
         { err: error, subject: msg.subject, seq: msg.seq },
         'message handling failed',
       );
-      ack.fail();
+      ack.fail(error instanceof Error ? error : new Error(String(error)));
       return;
     }
     ack.applied();
@@ -73,18 +102,21 @@ export class Pipeline {
     for (const change of changes) {
       const { callId, cause, store, records, deadline } = change;
       const ack = cause.kind === 'event' ? cause.message : undefined;
-      if (store !== 'nothing') {
-        this.#o.store.save(callId, {
-          final: typeof store === 'object' ? store : undefined,
-          done: this.#stored(callId, ack),
-        });
+      if (store === 'nothing') {
+        if (records.length > 0) this.#records.afterQueued(callId, records, deadline, ack);
+        continue;
       }
-      for (const record of records) {
-        this.#o.publish(record);
-        this.#o.observe(record, deadline);
-      }
+      this.#o.store.save(callId, {
+        final: typeof store === 'object' ? store : undefined,
+        done: this.#records.afterWrite(callId, records, deadline, ack),
+      });
     }
     this.#o.metrics.liveCalls.set(this.#o.runtime.liveCount);
+  }
+
+  /** Stop retrying failed writes. */
+  close(): void {
+    this.#records.close();
   }
 
   /** A call the bucket holds but this service cannot restore (another machine version). */
@@ -100,18 +132,19 @@ export class Pipeline {
     } else if (!this.#o.ownership.owns(callId)) {
       // Not this instance's call: left for its owner. (Each instance consumes
       // only its own calls' subjects today, so this does not happen yet.)
-      ack.fail();
+      ack.fail(new Error(`${callId} is not this instance's call`));
     } else if (applied) {
       // Redelivered, and applied already: acknowledged once its changes are
       // stored (a failed write is made again), never applied twice.
       this.#o.metrics.redelivered.inc();
-      this.#o.store.whenStored(callId, this.#stored(callId, ack));
+      this.#o.store.whenStored(callId, this.#records.afterWrite(callId, [], undefined, ack));
     } else if (this.#lookups.has(callId) || this.#o.runtime.knows(callId) === 'maybeStored') {
       this.#deliverAfterLookup(msg, envelope, ack);
-    } else this.#deliver(envelope, ack, msg.redelivered);
+    } else this.#deliver(msg, envelope, ack);
   }
 
-  #deliver(envelope: CallEnvelope, ack: MessageAck, redelivered: boolean): void {
+  #deliver(msg: InboundMessage, envelope: CallEnvelope, ack: MessageAck): void {
+    const redelivered = msg.redelivered;
     const { delivery } = this.#o.runtime.deliver(envelope, {
       message: ack,
       mark: ack.seq,
@@ -125,6 +158,12 @@ export class Pipeline {
       this.#o.log.info({ callId, tenantId, source, targets }, 'incoming call');
     } else if (delivery === 'duplicate' || delivery === 'ignoredFinal') {
       this.#o.log.debug({ callId, type: envelope.type, delivery }, 'event changed nothing');
+    } else if (delivery === 'notHeld') {
+      this.#o.reportInvalid(
+        msg.subject,
+        msg.data,
+        `callId: at most ${LIMITS.heldEvents} events (${LIMITS.heldBytes} bytes of them) are held for a call not seen yet`,
+      );
     }
   }
 
@@ -141,7 +180,7 @@ export class Pipeline {
       if (previous) await previous;
       else if (!(await this.#readFinal(callId, ack.seq))) return;
       const unreadable = this.#unreadable.get(callId);
-      if (unreadable === undefined) this.#deliver(envelope, ack, msg.redelivered);
+      if (unreadable === undefined) this.#deliver(msg, envelope, ack);
       else this.#reportUnreadable(msg, unreadable);
     };
     const settled = run().then(
@@ -182,19 +221,24 @@ export class Pipeline {
     return true;
   }
 
-  #reportUnreadable(msg: InboundMessage, why: string): void {
-    this.#o.reportInvalid(msg.subject, msg.data, `callId: the stored call cannot be used: ${why}`);
+  #isStale(msg: InboundMessage): boolean {
+    const storedAt = Number(msg.timestampNanos / 1_000_000n);
+    return this.#o.clock.now() - storedAt > this.#o.staleAfterMs;
   }
 
-  /** A write's callback: failures counted and logged; the message waits for it. */
-  #stored(callId: string, ack: MessageAck | undefined): Stored {
-    const done = ack?.wait();
-    return (error) => {
-      if (error) {
-        this.#o.metrics.persistFailures.inc();
-        this.#o.log.error({ callId, err: error }, 'could not store the call');
-      }
-      done?.(error);
-    };
+  /** A message that failed its last attempt: reported, then terminated. */
+  readonly #giveUp = (msg: InboundMessage, error: Error): void => {
+    this.#o.metrics.gaveUp.inc();
+    const why = `(message): could not be processed in ${MAX_DELIVERIES} attempts; the last failed with: ${error.message}`;
+    this.#o.reportInvalid(msg.subject, msg.data, why);
+  };
+
+  #report(msg: InboundMessage, bad: Unusable): void {
+    const what = bad.part === undefined ? msg.data : { part: bad.part };
+    this.#o.reportInvalid(msg.subject, what, bad.error);
+  }
+
+  #reportUnreadable(msg: InboundMessage, why: string): void {
+    this.#o.reportInvalid(msg.subject, msg.data, `callId: the stored call cannot be used: ${why}`);
   }
 }

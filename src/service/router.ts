@@ -36,7 +36,10 @@ export function createRouter(options: RouterOptions): (msg: InboundMessage) => v
     let events: CallEnvelope[];
     try {
       const decoded = decodeMessage(msg, subjects);
-      for (const error of decoded.invalid) options.reportInvalid(msg.subject, msg.data, error);
+      for (const bad of decoded.invalid) {
+        const what = bad.part === undefined ? msg.data : { part: bad.part };
+        options.reportInvalid(msg.subject, what, bad.error);
+      }
       events = decoded.events;
     } catch (error) {
       log.error({ err: error, subject: msg.subject, seq: msg.seq }, 'message routing failed');

@@ -124,6 +124,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     observe: createRecordObserver({ log, metrics, onRecord: options.onRecord }),
     metrics,
     log,
+    clock,
+    staleAfterMs: options.retentionMs - options.answerTimeoutMs,
   });
   await restore({ store, runtime, pipeline, bucket: names.bucket, reportInvalid, metrics, log });
 
@@ -133,7 +135,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const subscriptions = await consume(names, pipeline, routing);
   const stopping = new AbortController();
   void resend(runtime, stopping.signal, log);
-  const parts = { runtime, store, outbox, ownership, subscriptions, stopping };
+  const parts = { runtime, store, outbox, ownership, subscriptions, stopping, pipeline };
   return {
     names,
     runtime,
@@ -210,6 +212,7 @@ async function stop(
     readonly ownership: Ownership;
     readonly subscriptions: ConsumerMessages[];
     readonly stopping: AbortController;
+    readonly pipeline: Pipeline;
   },
   graceMs: number,
 ): Promise<void> {
@@ -222,6 +225,9 @@ async function stop(
   }
   parts.outbox.flush();
   await store.settled();
+  // Records whose writes were just stored go out before the connection drains.
+  parts.outbox.flush();
+  parts.pipeline.close();
   runtime.stop();
   store.close();
   await parts.ownership.release();

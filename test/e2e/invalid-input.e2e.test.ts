@@ -60,7 +60,7 @@ describe('bad input on <prefix>.events.<id>', () => {
     [
       'a callId with a dot',
       json({ type: 'call.incoming', callId: 'a.b', at: at() }),
-      /^callId: must not contain "\."/,
+      /^callId: must be ASCII letters, digits, "-" and "_" only \(no "\."/,
     ],
     [
       'an unknown reject reason',
@@ -144,8 +144,12 @@ describe('bad input on the notifications subject', () => {
     });
   });
 
-  it('a notification naming no call is reported by its index, and the rest of the batch still counts', async () => {
+  it('a notification naming no call is reported by its index, carrying that notification, and the rest of the batch still counts', async () => {
     const callId = newCallId();
+    const bad = {
+      changeType: 'created',
+      resourceData: { '@odata.type': '#microsoft.graph.call', state: 'incoming' },
+    };
     const body = json({
       '@odata.type': '#microsoft.graph.commsNotifications',
       value: [
@@ -154,10 +158,7 @@ describe('bad input on the notifications subject', () => {
           resourceUrl: `/communications/calls/${callId}`,
           resourceData: { '@odata.type': '#microsoft.graph.call', state: 'incoming' },
         },
-        {
-          changeType: 'created',
-          resourceData: { '@odata.type': '#microsoft.graph.call', state: 'incoming' },
-        },
+        bad,
       ],
     });
 
@@ -167,7 +168,7 @@ describe('bad input on the notifications subject', () => {
     expect(record).toMatchObject({
       subject: NOTIFICATIONS,
       error: 'value[1].resourceUrl: is required (or resource, or resourceData.id)',
-      payload: body,
+      payload: JSON.stringify(bad),
     });
     expect(bus.recordsOf(callId)).toMatchObject([{ state: 'ringing', previous: null }]);
   });

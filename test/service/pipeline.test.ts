@@ -27,7 +27,10 @@ interface Fake extends InboundMessage {
 }
 
 let seq = 0;
-function message(body: unknown, options: { seq?: number; redelivered?: boolean } = {}): Fake {
+function message(
+  body: unknown,
+  options: { seq?: number; redelivered?: boolean; storedAt?: number } = {},
+): Fake {
   const acks: string[] = [];
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   const callId = (body as { callId?: string }).callId ?? 'x';
@@ -36,10 +39,12 @@ function message(body: unknown, options: { seq?: number; redelivered?: boolean }
     data: new TextEncoder().encode(text),
     seq: options.seq ?? ++seq,
     redelivered: options.redelivered ?? false,
-    timestampNanos: BigInt(T0) * 1_000_000n,
+    timestampNanos: BigInt(options.storedAt ?? T0) * 1_000_000n,
+    info: { deliveryCount: options.redelivered ? 2 : 1 },
     acks,
     ack: () => acks.push('ack'),
     nak: (ms?: number) => acks.push(`nak ${ms}`),
+    term: (reason?: string) => acks.push(`term ${reason}`),
   };
 }
 
@@ -65,6 +70,7 @@ function setup(options: { tombstoneMemoryMs?: number; graphAnswers?: boolean } =
   const answer = { status: 202, maybeDelivered: false };
   const published: LifecycleRecord[] = [];
   const invalid: string[] = [];
+  const metrics = createMetrics();
   const runtime = createCallRuntime<MessageAck>({
     clock,
     windowMs: WINDOW_MS,
@@ -90,10 +96,13 @@ function setup(options: { tombstoneMemoryMs?: number; graphAnswers?: boolean } =
     reportInvalid: (_subject, _data, error) => invalid.push(error),
     publish: (record) => published.push(record),
     observe: () => {},
-    metrics: createMetrics(),
+    metrics,
     log: pino({ level: 'silent' }),
+    retryMs: 20,
+    clock,
+    staleAfterMs: 3_600_000 - WINDOW_MS,
   });
-  return { clock, runtime, store, pipeline, requests, published, invalid };
+  return { clock, runtime, store, pipeline, requests, published, invalid, metrics };
 }
 
 describe('the pipeline: ack only after store', () => {
@@ -146,6 +155,73 @@ describe('the pipeline: ack only after store', () => {
     pipeline.handle(bad);
     expect(bad.acks).toEqual(['ack']);
     expect(invalid).toEqual([expect.stringMatching(/^\(message\): must be JSON/)]);
+    expect(store.writes).toEqual([]);
+  });
+});
+
+describe('the pipeline: a record only once its state is stored', () => {
+  it('publishes a record once the write of its state is stored, not before', async () => {
+    const { store, pipeline, published } = setup();
+    store.holdAcks();
+    pipeline.handle(message(incoming(A)));
+    await turns();
+    expect(published).toEqual([]);
+    store.releaseAcks();
+    await turns();
+    expect(published.map((r) => r.state)).toEqual(['ringing']);
+  });
+
+  it('keeps the records of a failed write, writes the call again, and publishes them in order once stored', async () => {
+    const { store, pipeline, published, metrics } = setup({ graphAnswers: false });
+    store.failWrites(new Error('the bucket is away'));
+    pipeline.handle(message(incoming(A)));
+    pipeline.handle(message(reject(A)));
+    await turns();
+    expect(published).toEqual([]);
+    expect(await metrics.registry.getSingleMetricAsString('callgate_unstored_calls')).toMatch(
+      / 1$/m,
+    );
+
+    store.failWrites(undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await turns();
+    expect(published.map((r) => r.state)).toEqual(['ringing', 'rejecting']);
+    expect(store.get(A)).toMatchObject({
+      ok: true,
+      call: { snapshot: { value: { rejecting: 'sending' } } },
+    });
+    expect(await metrics.registry.getSingleMetricAsString('callgate_unstored_calls')).toMatch(
+      / 0$/m,
+    );
+  });
+
+  it('publishes a refusal after the records of the writes queued before it', async () => {
+    const { store, pipeline, published } = setup({ graphAnswers: false });
+    store.holdAcks();
+    pipeline.handle(message(incoming(A)));
+    pipeline.handle(message(reject(A)));
+    await turns();
+    pipeline.handle(message(reject(A, 200)));
+    await turns();
+    expect(published).toEqual([]);
+    store.releaseAcks();
+    await turns();
+    expect(published.map((r) => [r.state, r.refused?.type ?? null])).toEqual([
+      ['ringing', null],
+      ['rejecting', null],
+      ['rejecting', 'call.reject'],
+    ]);
+  });
+});
+
+describe('the pipeline: messages older than the bucket keeps calls', () => {
+  it('acknowledges them without applying them: a consumer made anew does not decide old calls again', async () => {
+    const { pipeline, published, store } = setup();
+    const old = message(incoming(A), { storedAt: T0 - 3_600_000 });
+    pipeline.handle(old);
+    await turns();
+    expect(old.acks).toEqual(['ack']);
+    expect(published).toEqual([]);
     expect(store.writes).toEqual([]);
   });
 });

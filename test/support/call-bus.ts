@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { isFinalState } from '../../machines/states.js';
 import { InvalidRecord, LifecycleRecord } from '../../src/contract/records.js';
 import { eventually } from './eventually.js';
 
@@ -39,6 +40,8 @@ export interface CallBus {
   storedState(callId: string): Promise<unknown>;
   /** Wait until the durable consumer has nothing pending and nothing unacknowledged. */
   consumerIdle(timeoutMs?: number): Promise<void>;
+  /** The durable consumer's messages not delivered yet, and delivered but not acknowledged. */
+  consumerCounts(): Promise<{ pending: number; unacknowledged: number }>;
   close(): Promise<void>;
 }
 
@@ -50,10 +53,8 @@ function jsonOf(text: string): unknown {
   }
 }
 
-const FINAL = new Set(['rejected', 'answered', 'timedOut', 'ended', 'failed']);
-
 export function isFinalRecord(record: LifecycleRecord): boolean {
-  return FINAL.has(record.state) && record.refused === undefined;
+  return isFinalState(record.state) && record.refused === undefined;
 }
 
 export async function openCallBus(natsUrl: string, prefix: string): Promise<CallBus> {
@@ -151,6 +152,11 @@ export async function openCallBus(natsUrl: string, prefix: string): Promise<Call
         },
         { timeout: timeoutMs, interval: 50 },
       );
+    },
+    async consumerCounts() {
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.consumers.info(names.stream, names.consumer);
+      return { pending: info.num_pending, unacknowledged: info.num_ack_pending };
     },
     close: () => nc.close(),
   };

@@ -28,6 +28,8 @@ export interface CallgateProcess {
   ready(timeoutMs?: number): Promise<void>;
   /** Send `signal` (default SIGKILL) and wait for the exit. */
   kill(signal?: NodeJS.Signals): Promise<Exit>;
+  /** Send `signal` and return at once (SIGSTOP freezes the process, SIGCONT resumes it). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 const live = new Set<CallgateProcess>();
@@ -91,6 +93,9 @@ export async function spawnCallgate(
     async kill(signal = 'SIGKILL') {
       if (!done) child.kill(signal);
       return exited;
+    },
+    signal(signal) {
+      if (!done) child.kill(signal);
     },
   };
   void exited.then(() => {
