@@ -294,7 +294,8 @@ function shown(name: string, value: unknown): string {
   if (SECRETS.has(name)) return 'a value';
   if (typeof value !== 'string') return JSON.stringify(value ?? null);
   if (/-----|\n|\bS[A-Z][A-Z2-7]{40,}|\beyJ/.test(value)) return 'a value';
-  return JSON.stringify(value.replace(/\/\/[^/@\s]*@/g, '//***@'));
+  // Everything between `//` and the last `@` of a URL is credentials, however spelled.
+  return JSON.stringify(value.replace(/\/\/[^\s,]*@/g, '//***@'));
 }
 
 /** Half pairs and more than one way to authenticate, by the variables' presence. */

@@ -82,6 +82,18 @@ describe('configuration from the environment', () => {
     ).toBe(75_000);
   });
 
+  it('never shows a password in a NATS URL, however it is spelled', () => {
+    try {
+      loadConfig({ GRAPH_TOKEN: 't', NATS_URL: 'nats://user:pa/ss@w@rd@nats.example:4222 x' });
+      expect.unreachable('the configuration was accepted');
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).toContain('NATS_URL:');
+      expect(message).toContain('//***@nats.example:4222');
+      expect(message).not.toMatch(/pa\/ss|w@rd/);
+    }
+  });
+
   it('never echoes a secret it rejected', () => {
     expect(() => loadConfig({ GRAPH_CLIENT_SECRET: 'hunter2' })).toThrow(ConfigError);
     try {

@@ -1,6 +1,5 @@
 import type { Server } from 'node:http';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { watchConsumerLag } from '../bus/lag.js';
+import { jetstream } from '@nats-io/jetstream';
 import { connectNats } from '../bus/nats.js';
 import { NotificationIntake } from '../bus/notifications.js';
 import type { Config } from '../config.js';
@@ -76,30 +75,29 @@ export function buildApp(config: Config): App {
       log: log.child({ component: 'graph' }),
     });
     stack.push('Graph client', () => graph.close());
-    service = await startService({
-      nc: connection.nc,
-      control: measured(graph, metrics),
+    service = await serve(
+      () =>
+        startService({
+          nc: connection.nc,
+          control: measured(graph, metrics),
+          log,
+          metrics,
+          subjectPrefix: config.subjectPrefix,
+          notificationsSubject: config.notificationsSubject,
+          answerTimeoutMs: config.answerTimeoutMs,
+          retentionMs: config.retentionMs,
+          partitions: config.partitions,
+          isConnected: connection.isConnected,
+          onRecord: (record, facts) => live.record(record, facts),
+          // One running actor per call, so the inspector sees each call as one actor.
+          ...(inspector && { inspect: inspector.inspect, keepAwake: true }),
+        }),
       log,
-      metrics,
-      subjectPrefix: config.subjectPrefix,
-      notificationsSubject: config.notificationsSubject,
-      answerTimeoutMs: config.answerTimeoutMs,
-      retentionMs: config.retentionMs,
-      partitions: config.partitions,
-      isConnected: connection.isConnected,
-      onRecord: (record, facts) => live.record(record, facts),
-      // One running actor per call, so the inspector sees each call as one actor.
-      ...(inspector && { inspect: inspector.inspect, keepAwake: true }),
-    });
+    );
     const running = service;
     stack.push('service', () => running.stop(Math.min(config.shutdownTimeoutMs, 8_000)));
     intake.open(jetstream(connection.nc), isReady);
     const { names } = running;
-    const jsm = await jetstreamManager(connection.nc);
-    const stopLag = watchConsumerLag(jsm, { stream: names.stream, name: names.consumer }, (n) =>
-      metrics.consumerLag.set(n),
-    );
-    stack.push('consumer lag', stopLag);
     log.info(
       { stream: names.stream, consumer: names.consumer, owns: running.ownership.description },
       'ready',
@@ -159,6 +157,22 @@ async function connect(config: Config, log: Log) {
     const message = error instanceof Error ? error.message : String(error);
     log.fatal({ err: message }, 'cannot connect to NATS');
     throw new StartError(message, { cause: error });
+  }
+}
+
+/** The service started, or a start error saying why not (too little JetStream storage, say). */
+async function serve(start: () => Promise<Service>, log: Log): Promise<Service> {
+  try {
+    return await start();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    log.fatal({ err: message }, 'cannot start the service');
+    throw new StartError(
+      `cannot set up the stream, the consumer or the bucket in JetStream: ${message}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

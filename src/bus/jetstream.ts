@@ -170,7 +170,8 @@ async function ensureConsumer(
   }
 }
 
-function isNotFound(error: unknown): boolean {
+/** JetStream says the stream or the consumer does not exist. */
+export function isNotFound(error: unknown): boolean {
   return (
     error instanceof JetStreamApiError &&
     (error.code === JetStreamApiCodes.StreamNotFound ||

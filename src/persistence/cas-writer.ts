@@ -23,6 +23,8 @@ export interface CasWriter {
    * key must not exist); `done` gets the new revision or why not.
    */
   write(key: string, expected: number, data: Uint8Array, done: (result: WriteResult) => void): void;
+  /** Delete `key` if its revision is still `expected` (a KV delete marker). */
+  erase(key: string, expected: number, done: (result: WriteResult) => void): void;
   /** Stop listening for acknowledgements; writes still in flight fail. */
   close(): void;
 }
@@ -41,6 +43,7 @@ interface Pending {
 }
 
 const DECODER = new TextDecoder();
+const EMPTY = new Uint8Array();
 
 const CLOSED: WriteResult = {
   ok: false,
@@ -87,13 +90,8 @@ export function createCasWriter(nc: NatsConnection, options: CasWriterOptions): 
   sweep.unref();
 
   return {
-    write(key, expected, data, done) {
-      const id = nextId++;
-      pending.set(id, { key, done, sentAt: Date.now() });
-      const h = headers();
-      h.set('Nats-Expected-Last-Subject-Sequence', String(expected));
-      nc.publish(options.subjectPrefix + key, data, { reply: `${inbox}.${id}`, headers: h });
-    },
+    write: (key, expected, data, done) => send(key, expected, data, done, false),
+    erase: (key, expected, done) => send(key, expected, EMPTY, done, true),
     close() {
       clearInterval(sweep);
       replies.unsubscribe();
@@ -102,6 +100,33 @@ export function createCasWriter(nc: NatsConnection, options: CasWriterOptions): 
       for (const write of writes) write.done(CLOSED);
     },
   };
+
+  function send(
+    key: string,
+    expected: number,
+    data: Uint8Array,
+    done: (result: WriteResult) => void,
+    erase: boolean,
+  ): void {
+    const id = nextId++;
+    const h = headers();
+    h.set('Nats-Expected-Last-Subject-Sequence', String(expected));
+    if (erase) h.set('KV-Operation', 'DEL');
+    try {
+      // Throws when the value is larger than the server takes, or the connection is closed:
+      // reported as a failed write, never thrown into a NATS callback.
+      nc.publish(options.subjectPrefix + key, data, { reply: `${inbox}.${id}`, headers: h });
+    } catch (error) {
+      const cause = error instanceof Error ? error : new Error(String(error));
+      done({
+        ok: false,
+        error: new Error(`KV write of ${key} not sent: ${cause.message}`, { cause }),
+        outcomeUnknown: false,
+      });
+      return;
+    }
+    pending.set(id, { key, done, sentAt: Date.now() });
+  }
 }
 
 /** What the stream's acknowledgement says. */

@@ -4,11 +4,14 @@ import type { CallSource, SaveRequest, Stored, StoredCall } from './store.js';
 
 /** What the queue needs from the bucket. */
 export interface KeyIo {
-  /** A compare-and-set write of `call` on revision `expected` (0: the key must not exist). */
+  /**
+   * A compare-and-set write of `call` on revision `expected` (0: the key must
+   * not exist); `erase`: delete the key instead.
+   */
   write(
     callId: string,
     expected: number,
-    call: StoredCall,
+    call: StoredCall | 'erase',
     done: (result: WriteResult) => void,
   ): void;
   /** The key's revision as stored now. */
@@ -17,9 +20,12 @@ export interface KeyIo {
   defer(send: () => void): void;
 }
 
+/** What a write sends as it is: a final call's last form, or `erase` (the key goes). */
+type Fixed = StoredForm | 'erase';
+
 /** Changes waiting for the key's next write. */
 interface Next {
-  final: StoredForm | undefined;
+  final: Fixed | undefined;
   readonly waiters: Stored[];
 }
 
@@ -27,14 +33,14 @@ interface Next {
 type Phase =
   | { readonly kind: 'idle' }
   /** The last write failed: what is in memory may be newer than what is stored. */
-  | { readonly kind: 'failed'; readonly final: StoredForm | undefined }
+  | { readonly kind: 'failed'; readonly final: Fixed | undefined }
   /** A write waits for the end of the turn, to fold in the rest of this batch of messages. */
   | { readonly kind: 'queued'; readonly next: Next }
   /** An earlier write's outcome is unknown: the revision is read again before writing. */
   | { readonly kind: 'reading'; readonly next: Next }
   | {
       readonly kind: 'writing';
-      readonly final: StoredForm | undefined;
+      readonly final: Fixed | undefined;
       readonly waiters: Stored[];
       next: Next | undefined;
     };
@@ -72,27 +78,43 @@ export class KeyQueue {
   }
 
   save(callId: string, request: SaveRequest): void {
+    this.#enqueue(callId, request, 'save');
+  }
+
+  /** Delete the key (the call is forgotten); a later save writes it anew. */
+  forget(callId: string, done: Stored): void {
+    this.#enqueue(callId, { done }, 'erase');
+  }
+
+  /** `save`: a change; `erase`: the key goes; `again`: written again as it failed. */
+  #enqueue(callId: string, request: SaveRequest, as: 'save' | 'erase' | 'again'): void {
     const key = this.#key(callId);
     const { phase } = key;
     if (phase.kind === 'queued' || phase.kind === 'reading') {
-      fold(phase.next, request);
+      fold(phase.next, request, as);
       return;
     }
     if (phase.kind === 'writing') {
       if (!phase.next) this.#open++;
       phase.next ??= { final: undefined, waiters: [] };
-      fold(phase.next, request);
+      fold(phase.next, request, as);
       return;
     }
     const next: Next = { final: phase.kind === 'failed' ? phase.final : undefined, waiters: [] };
-    fold(next, request);
+    fold(next, request, as);
     this.#queue(callId, key, next);
+  }
+
+  /** Every key's revision is unknown (the bucket was made again): each is read before its next write. */
+  revisionsUnknown(): void {
+    for (const key of this.#keys.values()) key.stale = true;
   }
 
   whenStored(callId: string, done: Stored): void {
     const phase = this.#keys.get(callId)?.phase;
     if (!phase || phase.kind === 'idle') done();
-    else if (phase.kind === 'failed') this.save(callId, { done });
+    // Written again as it failed: an erase stays an erase.
+    else if (phase.kind === 'failed') this.#enqueue(callId, { done }, 'again');
     else if (phase.kind === 'writing') (phase.next ?? phase).waiters.push(done);
     else phase.next.waiters.push(done);
   }
@@ -144,6 +166,11 @@ export class KeyQueue {
       return;
     }
     key.phase = { kind: 'writing', final, waiters, next: undefined };
+    if (form === 'erase' && key.revision === undefined) {
+      // Never stored: nothing to delete.
+      this.#written(callId, key, { ok: true, revision: 0 });
+      return;
+    }
     this.#io.write(callId, key.revision ?? 0, form, (result) => this.#written(callId, key, result));
   }
 
@@ -176,7 +203,7 @@ export class KeyQueue {
     } else if (error) {
       key.phase = { kind: 'failed', final: phase.final };
     } else if (phase.final) {
-      // A final call is never written again: keep nothing of it in memory.
+      // A final call is never written again, an erased one is gone: keep nothing of it in memory.
       this.#keys.delete(callId);
     } else key.phase = { kind: 'idle' };
     this.#released();
@@ -198,7 +225,15 @@ export class KeyQueue {
   }
 }
 
-function fold(next: Next, request: SaveRequest): void {
-  if (request.final) next.final = { snapshot: request.final.final, intake: request.final.intake };
+/**
+ * A request folded into the next write: a change brings its final form if it
+ * has one, and a call changed again is not erased; an erase erases; a write
+ * again keeps what it was.
+ */
+function fold(next: Next, request: SaveRequest, as: 'save' | 'erase' | 'again'): void {
+  if (as === 'erase') next.final = 'erase';
+  else if (as === 'save' && request.final) {
+    next.final = { snapshot: request.final.final, intake: request.final.intake };
+  } else if (as === 'save' && next.final === 'erase') next.final = undefined;
   if (request.done) next.waiters.push(request.done);
 }

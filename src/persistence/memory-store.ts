@@ -16,7 +16,7 @@ interface Entry {
  */
 export class MemoryStore implements SnapshotStore {
   /** Every write sent, in order. */
-  readonly writes: Array<{ readonly callId: string; readonly call: StoredCall }> = [];
+  readonly writes: Array<{ readonly callId: string; readonly call: StoredCall | 'erase' }> = [];
   readonly #entries = new Map<string, Entry>();
   readonly #queue: KeyQueue;
   readonly #heldAcks: Array<() => void> = [];
@@ -84,14 +84,24 @@ export class MemoryStore implements SnapshotStore {
   }
 
   save: SnapshotStore['save'] = (callId, request) => this.#queue.save(callId, request);
+  forget: SnapshotStore['forget'] = (callId, done) => this.#queue.forget(callId, done);
   whenStored: SnapshotStore['whenStored'] = (callId, done) => this.#queue.whenStored(callId, done);
   settled = (): Promise<void> => this.#queue.settled();
+
+  async ensure(): Promise<boolean> {
+    return false;
+  }
 
   close(): void {
     this.#queue.close();
   }
 
-  #write(callId: string, expected: number, call: StoredCall, done: (r: WriteResult) => void): void {
+  #write(
+    callId: string,
+    expected: number,
+    call: StoredCall | 'erase',
+    done: (r: WriteResult) => void,
+  ): void {
     this.writes.push({ callId, call });
     const ack = () => {
       const current = this.#entries.get(callId)?.revision ?? 0;
@@ -101,6 +111,9 @@ export class MemoryStore implements SnapshotStore {
           `KV write of ${callId} refused: the key was changed by someone else`,
         );
         done({ ok: false, error, outcomeUnknown: false });
+      } else if (call === 'erase') {
+        this.#entries.delete(callId);
+        done({ ok: true, revision: ++this.#revision });
       } else {
         const revision = ++this.#revision;
         this.#entries.set(callId, { revision, data: encodeCall(call) });

@@ -1,4 +1,4 @@
-import { StorageType } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createCasWriter } from './cas-writer.js';
@@ -36,11 +36,13 @@ export async function openSnapshotStore(
   nc: NatsConnection,
   options: NatsStoreOptions,
 ): Promise<SnapshotStore> {
-  const kv: KV = await new Kvm(nc).create(options.bucket, {
-    history: 1,
-    ttl: options.retentionMs,
-    storage: StorageType.File,
-  });
+  const create = () =>
+    new Kvm(nc).create(options.bucket, {
+      history: 1,
+      ttl: options.retentionMs,
+      storage: StorageType.File,
+    });
+  const kv: KV = await create();
   const keyPrefix = options.keyPrefix ?? '';
   const writer = createCasWriter(nc, {
     subjectPrefix: `$KV.${options.bucket}.${keyPrefix}`,
@@ -49,7 +51,9 @@ export async function openSnapshotStore(
   const queue = new KeyQueue(
     {
       write: (callId, expected, call, done) =>
-        writer.write(callId, expected, encodeCall(call), done),
+        call === 'erase'
+          ? writer.erase(callId, expected, done)
+          : writer.write(callId, expected, encodeCall(call), done),
       revision: async (callId) => (await kv.get(keyPrefix + callId))?.revision,
       defer: options.defer,
     },
@@ -81,7 +85,25 @@ export async function openSnapshotStore(
       return entry?.operation === 'PUT' ? decodeCall(entry.value) : undefined;
     },
     save: (callId, request) => queue.save(callId, request),
+    forget: (callId, done) => queue.forget(callId, done),
     whenStored: (callId, done) => queue.whenStored(callId, done),
+    async ensure() {
+      try {
+        await kv.status();
+        return false;
+      } catch (error) {
+        if (
+          !(error instanceof JetStreamApiError) ||
+          error.code !== JetStreamApiCodes.StreamNotFound
+        ) {
+          throw error;
+        }
+        await create();
+        // The revisions this instance knew are gone with the bucket.
+        queue.revisionsUnknown();
+        return true;
+      }
+    },
     settled: () => queue.settled(),
     close() {
       queue.close();

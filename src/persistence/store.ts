@@ -41,12 +41,19 @@ export interface SnapshotStore {
   /** One call as stored now, read from the bucket (for a call not in memory). */
   lookup(callId: string): Promise<Loaded | undefined>;
   save(callId: string, request: SaveRequest): void;
+  /** Delete the call's key: nothing of it is kept any more (events held for it expired). */
+  forget(callId: string, done: Stored): void;
   /**
    * Call `done` once what is queued or in flight for the key is stored (at
    * once when nothing is; after writing the key again when its last write
    * failed). For a redelivered message whose changes were already made.
    */
   whenStored(callId: string, done: Stored): void;
+  /**
+   * Make the bucket again if it is gone (true when it was): the calls in
+   * memory are written to it anew at their next change.
+   */
+  ensure(): Promise<boolean>;
   /** Resolves once no write is queued or in flight (failed ones included). */
   settled(): Promise<void>;
   /** Stop writing; writes still queued or in flight fail. */

@@ -419,11 +419,16 @@ class CallHost<M> implements CallRuntime<M>, LogicEvents {
   }
 
   #expireHeld(callId: string): void {
-    for (const envelope of this.#early.expire(callId, this.#clock.now())) {
+    const expired = this.#early.expire(callId, this.#clock.now());
+    for (const envelope of expired) {
       this.#log.warn(
         { callId, type: envelope.type },
         'dropped an event for a call that never came',
       );
+    }
+    // None left: nothing of the call stays, in memory or in the store.
+    if (expired.length > 0 && !this.#early.has(callId)) {
+      this.#journal.run(TIMER, () => this.#journal.forget(callId));
     }
   }
 

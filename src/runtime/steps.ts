@@ -8,13 +8,13 @@ export interface Finishing {
 
 /** A change as the journal hands it over: a final call's snapshot, its intake still to add. */
 export type JournalChange<M> = Omit<CallChange<M>, 'store'> & {
-  readonly store: 'nothing' | 'current' | { readonly final: PersistedCall };
+  readonly store: 'nothing' | 'current' | 'forget' | { readonly final: PersistedCall };
 };
 
 interface Entry<M> {
   cause: Cause<M>;
   readonly records: LifecycleRecord[];
-  store: 'nothing' | 'current' | { readonly finishing: Finishing };
+  store: 'nothing' | 'current' | 'forget' | { readonly finishing: Finishing };
   deadline: number | undefined;
   refusals: number;
 }
@@ -61,8 +61,13 @@ export class StepJournal<M> {
   /** The call changed and is to be stored as it is when written. */
   changed(callId: string, deadline: number | undefined): void {
     const entry = this.#entry(callId);
-    if (entry.store === 'nothing') entry.store = 'current';
+    if (entry.store === 'nothing' || entry.store === 'forget') entry.store = 'current';
     entry.deadline ??= deadline;
+  }
+
+  /** Nothing is kept of the call any more: the store lets its key go. */
+  forget(callId: string): void {
+    this.#entry(callId).store = 'forget';
   }
 
   /** The call reached its final state in this step; its last snapshot is what to store. */

@@ -32,10 +32,15 @@ export type Cause<M> =
   | { readonly kind: 'outcome' }
   | { readonly kind: 'recovery' };
 
-/** What the host stores for a change: nothing (a refusal), the call as it is when written, or its last form. */
+/**
+ * What the host stores for a change: nothing (a refusal), the call as it is
+ * when written, its last form, or (`forget`) nothing any more: the events
+ * held for a call that never came have expired, and its key goes.
+ */
 export type StoreOp =
   | 'nothing'
   | 'current'
+  | 'forget'
   | { readonly final: PersistedCall; readonly intake: Intake };
 
 /**

@@ -21,6 +21,7 @@ export interface Metrics {
   readonly gaveUp: Counter;
   readonly unstoredCalls: Gauge;
   readonly stale: Counter;
+  readonly repairs: Counter<'what'>;
 }
 
 /**
@@ -105,6 +106,12 @@ export function createMetrics(): Metrics {
     finalLookups: new Counter({
       name: 'callgate_final_call_lookups_total',
       help: 'Events for a call not in memory that may be final, read from the KV bucket first',
+      registers,
+    }),
+    repairs: new Counter({
+      name: 'callgate_repairs_total',
+      help: 'A stream, consumer or bucket found gone and made again, by what',
+      labelNames: ['what'],
       registers,
     }),
     stale: new Counter({

@@ -106,6 +106,10 @@ export class Pipeline {
         if (records.length > 0) this.#records.afterQueued(callId, records, deadline, ack);
         continue;
       }
+      if (store === 'forget') {
+        this.#o.store.forget(callId, this.#records.afterWrite(callId, records, deadline, ack));
+        continue;
+      }
       this.#o.store.save(callId, {
         final: typeof store === 'object' ? store : undefined,
         done: this.#records.afterWrite(callId, records, deadline, ack),

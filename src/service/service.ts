@@ -1,4 +1,4 @@
-import { type ConsumerMessages, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   type BusNames,
@@ -21,6 +21,7 @@ import {
 } from '../runtime/call-runtime.js';
 import { type Clock, systemClock } from '../runtime/clock.js';
 import type { CallControl } from '../runtime/ports.js';
+import { Consumption } from './consumption.js';
 import type { DecodeSubjects } from './decode.js';
 import { createInvalidReporter, type InvalidReporter } from './invalid.js';
 import type { MessageAck } from './message-ack.js';
@@ -30,6 +31,7 @@ import { Pipeline } from './pipeline.js';
 import { resendRecovered } from './resend.js';
 import { restoreCalls } from './restore.js';
 import { createRouter } from './router.js';
+import { BusWatch } from './watch.js';
 
 export interface ServiceOptions {
   readonly nc: NatsConnection;
@@ -52,6 +54,10 @@ export interface ServiceOptions {
   readonly onRecord?: (record: LifecycleRecord, facts: RecordFacts) => void;
   /** `PARTITIONS` / `PARTITION`: this instance owns one partition of the calls (default: all). */
   readonly partitions?: Partitioning;
+  /** How often the stream, the consumer and the bucket are looked at (default 5 s). */
+  readonly watchIntervalMs?: number;
+  /** Messages waiting with no progress for this long make the service not ready (default 30 s). */
+  readonly stallMs?: number;
   /**
    * How long a final call stays in memory whole (default 2 minutes, at most
    * `retentionMs`); after that only a hash of its id is kept, and a late event
@@ -64,8 +70,10 @@ export interface Service {
   readonly names: BusNames;
   readonly runtime: CallRuntime<MessageAck>;
   readonly ownership: Ownership;
-  /** True once the stream, the consumer and the store are ready and consuming. */
+  /** True while NATS, the stream, the consumer and the bucket are there and calls are moving. */
   isReady(): boolean;
+  /** Why the service is not ready, when the bus is to blame. */
+  problem(): string | undefined;
   /**
    * Stop consuming, let requests in flight finish (up to `graceMs`), wait for
    * every snapshot write, and stop the runtime. Messages not yet acknowledged
@@ -83,8 +91,6 @@ const ACK_WAIT_MS = 5_000;
  */
 const IDLE_AWAKE = 2_048;
 const TOMBSTONE_MEMORY_MS = 120_000;
-/** Small slices: the event loop gets back to Graph's sockets between them. */
-const PULL_BATCH = 64;
 
 /**
  * The live service: JetStream in, the call runtime in the middle, lifecycle
@@ -95,7 +101,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const { nc, log, metrics } = options;
   const clock = options.clock ?? systemClock;
   const names = busNames(options.subjectPrefix, options.notificationsSubject, options.partitions);
-  await ensureStreamAndConsumer(await jetstreamManager(nc), names, { ackWaitMs: ACK_WAIT_MS });
+  const jsm = await jetstreamManager(nc);
+  await ensureStreamAndConsumer(jsm, names, { ackWaitMs: ACK_WAIT_MS });
   // Records, snapshot writes and acknowledgements made in one turn of the
   // event loop leave together, in as few socket writes as possible.
   const outbox = createOutbox((error) => log.error({ err: error }, 'sending to NATS failed'));
@@ -131,16 +138,47 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   await ownership.acquire();
   const js = jetstream(nc);
-  const routing = { js, subjects, reportInvalid, metrics, log };
-  const subscriptions = await consume(names, pipeline, routing);
+  const consumption = new Consumption(js, names, {
+    own: (msg) => pipeline.handle(msg),
+    route: names.partition?.router
+      ? createRouter({
+          js,
+          subjects,
+          reportInvalid,
+          metrics,
+          log,
+          prefix: names.prefix,
+          stream: names.stream,
+          partitions: names.partition.count,
+        })
+      : undefined,
+  });
+  await consumption.start();
   const stopping = new AbortController();
   void resend(runtime, stopping.signal, log);
-  const parts = { runtime, store, outbox, ownership, subscriptions, stopping, pipeline };
+  const watch = new BusWatch({
+    jsm,
+    names,
+    ackWaitMs: ACK_WAIT_MS,
+    store,
+    consumption,
+    metrics,
+    log,
+    ...(options.watchIntervalMs !== undefined && { intervalMs: options.watchIntervalMs }),
+    ...(options.stallMs !== undefined && { stallMs: options.stallMs }),
+  });
+  watch.start();
+  const parts = { runtime, store, outbox, ownership, consumption, stopping, pipeline, watch };
   return {
     names,
     runtime,
     ownership,
-    isReady: () => !stopping.signal.aborted && !nc.isClosed() && (options.isConnected?.() ?? true),
+    isReady: () =>
+      !stopping.signal.aborted &&
+      !nc.isClosed() &&
+      (options.isConnected?.() ?? true) &&
+      watch.problem === undefined,
+    problem: () => watch.problem,
     stop: (graceMs) => stop(parts, graceMs),
   };
 }
@@ -210,15 +248,17 @@ async function stop(
     readonly store: SnapshotStore;
     readonly outbox: Outbox;
     readonly ownership: Ownership;
-    readonly subscriptions: ConsumerMessages[];
+    readonly consumption: Consumption;
     readonly stopping: AbortController;
     readonly pipeline: Pipeline;
+    readonly watch: BusWatch;
   },
   graceMs: number,
 ): Promise<void> {
   const { runtime, store } = parts;
   parts.stopping.abort();
-  await Promise.all(parts.subscriptions.map((messages) => messages.close()));
+  parts.watch.stop();
+  await parts.consumption.close();
   const until = Date.now() + graceMs;
   while (runtime.inFlight > 0 && Date.now() < until) {
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -238,33 +278,4 @@ function decodeSubjects(names: BusNames): DecodeSubjects {
   const events = `${names.prefix}.events.`;
   const own = names.partition ? [`${events}${names.partition.index}.`] : [];
   return { notifications: names.notificationsSubject, eventPrefixes: [...own, events] };
-}
-
-/** Consume this instance's events, and with partition 0 route the rest. */
-async function consume(
-  names: BusNames,
-  pipeline: Pipeline,
-  routing: Omit<Parameters<typeof createRouter>[0], 'prefix' | 'stream' | 'partitions'>,
-): Promise<ConsumerMessages[]> {
-  const { js } = routing;
-  const own = await js.consumers.get(names.stream, names.consumer);
-  const subscriptions = [
-    await own.consume({ max_messages: PULL_BATCH, callback: (msg) => pipeline.handle(msg) }),
-  ];
-  const partition = names.partition;
-  if (!partition?.router) return subscriptions;
-  const route = createRouter({
-    ...routing,
-    prefix: names.prefix,
-    stream: names.stream,
-    partitions: partition.count,
-  });
-  for (const consumer of [
-    partition.router.eventsConsumer,
-    partition.router.notificationsConsumer,
-  ]) {
-    const messages = await js.consumers.get(names.stream, consumer);
-    subscriptions.push(await messages.consume({ max_messages: PULL_BATCH, callback: route }));
-  }
-  return subscriptions;
 }

@@ -710,7 +710,12 @@ describe('stop', () => {
 });
 
 describe('onChanges', () => {
-  type Seen = [string, CallChange<string>['cause'], 'nothing' | 'current' | 'final', string[]];
+  type Seen = [
+    string,
+    CallChange<string>['cause'],
+    'nothing' | 'current' | 'forget' | 'final',
+    string[],
+  ];
   const seen = (change: CallChange<string> | undefined): Seen | undefined =>
     change && [
       change.callId,

@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import type { RejectRequest } from '../../machines/types.js';
+import { LIMITS } from '../../src/contract/limits.js';
 import type { LifecycleRecord } from '../../src/contract/records.js';
 import { ownsAll } from '../../src/ownership/ownership.js';
 import { MemoryStore } from '../../src/persistence/memory-store.js';
@@ -223,6 +224,32 @@ describe('the pipeline: messages older than the bucket keeps calls', () => {
     expect(old.acks).toEqual(['ack']);
     expect(published).toEqual([]);
     expect(store.writes).toEqual([]);
+  });
+});
+
+describe('the pipeline: events held for a call that never comes', () => {
+  it('leaves nothing behind once they expire: the key they were stored under goes too', async () => {
+    const { clock, runtime, store, pipeline } = setup();
+    pipeline.handle(message(reject(A)));
+    await turns();
+    expect(store.get(A)).toMatchObject({ ok: true, call: { held: [{ type: 'call.reject' }] } });
+
+    clock.set(T0 + 100 + WINDOW_MS);
+    runtime.scheduler.fireDue();
+    await turns();
+    expect(store.get(A)).toBeUndefined();
+    expect(runtime.knows(A)).toBe('unknown');
+    expect(store.writes.at(-1)).toEqual({ callId: A, call: 'erase' });
+  });
+
+  it(`holds at most ${LIMITS.heldEvents} events for one call and reports the rest`, async () => {
+    const { pipeline, invalid, store } = setup();
+    for (let i = 0; i < LIMITS.heldEvents + 3; i++) pipeline.handle(message(answered(A)));
+    await turns();
+    expect(invalid).toHaveLength(3);
+    expect(invalid[0]).toMatch(/^callId: at most 64 events/);
+    const stored = store.get(A);
+    expect(stored?.ok && 'held' in stored.call && stored.call.held).toHaveLength(LIMITS.heldEvents);
   });
 });
 

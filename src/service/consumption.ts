@@ -1,0 +1,57 @@
+import type { ConsumerMessages, JetStreamClient } from '@nats-io/jetstream';
+import type { BusNames } from '../bus/jetstream.js';
+import type { InboundMessage } from './message-ack.js';
+
+/** Small slices: the event loop gets back to Graph's sockets between them. */
+const PULL_BATCH = 64;
+
+/** Where each consumed message goes: this instance's own, and (partition 0) the ones to route. */
+export interface Handlers {
+  readonly own: (msg: InboundMessage) => void;
+  readonly route?: ((msg: InboundMessage) => void) | undefined;
+}
+
+/**
+ * The service's subscriptions to its durable consumers: started, started
+ * again (after a deleted consumer or stream was made again), and closed.
+ */
+export class Consumption {
+  readonly #js: JetStreamClient;
+  readonly #names: BusNames;
+  readonly #handlers: Handlers;
+  #subscriptions: ConsumerMessages[] = [];
+
+  constructor(js: JetStreamClient, names: BusNames, handlers: Handlers) {
+    this.#js = js;
+    this.#names = names;
+    this.#handlers = handlers;
+  }
+
+  async start(): Promise<void> {
+    const { consumer, partition } = this.#names;
+    const subscriptions = [await this.#consume(consumer, this.#handlers.own)];
+    const { route } = this.#handlers;
+    if (partition?.router && route) {
+      subscriptions.push(await this.#consume(partition.router.eventsConsumer, route));
+      subscriptions.push(await this.#consume(partition.router.notificationsConsumer, route));
+    }
+    this.#subscriptions = subscriptions;
+  }
+
+  /** Consume again from consumers made anew. */
+  async restart(): Promise<void> {
+    await this.close();
+    await this.start();
+  }
+
+  async close(): Promise<void> {
+    const subscriptions = this.#subscriptions;
+    this.#subscriptions = [];
+    await Promise.all(subscriptions.map((messages) => messages.close()));
+  }
+
+  async #consume(name: string, callback: (msg: InboundMessage) => void): Promise<ConsumerMessages> {
+    const consumer = await this.#js.consumers.get(this.#names.stream, name);
+    return consumer.consume({ max_messages: PULL_BATCH, callback });
+  }
+}
