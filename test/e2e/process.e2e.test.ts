@@ -1,8 +1,12 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type CallBus, incoming, newCallId, reject, shape } from '../support/call-bus.js';
 import { spawnCallgate, startCallgate } from '../support/callgate-process.js';
 import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
+import { startNatsServer } from '../support/nats-server.js';
 
 /** `callgate serve` as an operator runs it: signals, exit codes, configuration. */
 
@@ -87,5 +91,30 @@ describe('callgate serve with a bad configuration', () => {
     );
     expect(message).toMatch(/^ {2}HTTP_PORT: must be a port number \(0-65535\) \(got "x"\)$/m);
     expect(service.stdout()).toBe('');
+  });
+});
+
+describe('callgate serve on a JetStream with too little storage', () => {
+  it('exits 1 with one line saying what JetStream refused, not a stack', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'callgate-small-js-'));
+    const config = join(dir, 'small.conf');
+    writeFileSync(config, 'jetstream { max_file_store: 1MB, max_memory_store: 1MB }\n');
+    const small = await startNatsServer({ args: ['-c', config] });
+    try {
+      const service = await spawnCallgate({
+        ...e2e.env('e2esmall', 5_000),
+        NATS_URL: small.url,
+      });
+      const exit = await service.exited;
+      expect(exit).toEqual({ code: 1, signal: null });
+      const lines = service.stderr().trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        /^callgate serve: cannot set up the stream, the consumer or the bucket in JetStream: .*(storage|resources)/i,
+      );
+    } finally {
+      await small.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
