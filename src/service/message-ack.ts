@@ -75,8 +75,15 @@ export class MessageAck {
 
   #settle(): void {
     if (this.#open || this.#waiting > 0) return;
-    const msg = this.#msg;
-    if (!this.#failure) {
+    try {
+      this.#answer(this.#msg, this.#failure);
+    } catch {
+      // The connection closed under it: JetStream delivers the message again.
+    }
+  }
+
+  #answer(msg: InboundMessage, failure: Error | undefined): void {
+    if (!failure) {
       msg.ack();
       return;
     }
@@ -85,7 +92,7 @@ export class MessageAck {
       msg.nak(Math.min(MAX_RETRY_DELAY_MS, RETRY_DELAY_MS * 2 ** (attempt - 1)));
       return;
     }
-    this.#giveUp?.(msg, this.#failure);
-    msg.term(this.#failure.message);
+    this.#giveUp?.(msg, failure);
+    msg.term(failure.message);
   }
 }
