@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# What `npm test` needs from the system: nats-server (the tests start their
-# own), openssl (the TLS tests make their certificates) and chromium (the live
-# page's browser test). Installs Debian's packages when missing and running as
+# What `npm test` needs from the system: nats-server, a current one and
+# Debian's 2.9 (the tests start their own), openssl (the TLS tests make their
+# certificates) and chromium (the live page's browser test). Installs Debian's packages when missing and running as
 # root; otherwise says how.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-bash "$here/ensure-nats-server.sh"
+bash "$here/ensure-nats-server.sh" >/dev/null
 bash "$here/ensure-chromium.sh"
 if command -v openssl >/dev/null 2>&1; then
   exit 0

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { natsServerBinary } from '../../src/tools/nats-server.js';
 import { createDriver } from './driver.js';
 import { type BenchNatsServer, freePort, startNatsServer } from './nats-server.js';
 import {
@@ -628,7 +629,7 @@ async function recovery(bench: Bench): Promise<Row> {
 
 function natsVersion(): string {
   try {
-    return execFileSync('nats-server', ['--version'], { encoding: 'utf8' }).trim();
+    return execFileSync(natsServerBinary(), ['--version'], { encoding: 'utf8' }).trim();
   } catch {
     return 'unknown';
   }

