@@ -1,6 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { InvalidRecord, LifecycleRecord } from '../contract/records.js';
-import type { Outbox } from './outbox.js';
 
 /** Where callgate's records go. */
 export interface RecordPublisher {
@@ -11,17 +10,26 @@ export interface RecordPublisher {
 }
 
 /**
- * Records published on core NATS in this turn's batch of sends (so they
- * follow the order they were made in and leave in one socket write).
+ * Records published on core NATS at once, so they leave on the connection
+ * before whatever is sent after them: a record published in a write's
+ * callback goes out before the acknowledgement of the message and before
+ * the call's next write (the client writes its buffer to the socket once per
+ * microtask checkpoint, so this costs no extra socket write). A publish the
+ * closed connection refuses is reported to `onError`, never thrown.
  */
 export function createRecordPublisher(
   nc: NatsConnection,
-  outbox: Outbox,
   prefix: string,
+  onError: (error: unknown) => void,
 ): RecordPublisher {
   const encoder = new TextEncoder();
-  const publish = (subject: string, body: unknown) =>
-    outbox.defer(() => nc.publish(subject, encoder.encode(JSON.stringify(body))));
+  const publish = (subject: string, body: unknown) => {
+    try {
+      nc.publish(subject, encoder.encode(JSON.stringify(body)));
+    } catch (error) {
+      onError(error);
+    }
+  };
   return {
     lifecycle: (record) => publish(`${prefix}.lifecycle.${record.callId}`, record),
     invalid: (record) => publish(`${prefix}.invalid`, record),

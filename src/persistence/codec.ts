@@ -4,15 +4,17 @@ import {
   type StateValue,
   stateNameOf,
 } from '../../machines/states.js';
+import type { LifecycleRecord } from '../contract/records.js';
 import type { Intake } from '../runtime/intake.js';
 import type { Loaded, StoredCall } from './store.js';
 
 /**
- * The stored form of a call: `{"v", "seq", "applied", "snapshot"}` or the
- * same with `"held"`, where `v` is the version of the statechart that made
- * the snapshot (`MACHINE_VERSION`), `applied` the stream sequences of the
- * messages whose effects the value holds (and `floor`, when set: every
- * message up to it), and `seq` the highest of them.
+ * The stored form of a call: `{"v", "seq", "applied", "snapshot",
+ * "records"?}` or the same with `"held"`, where `v` is the version of the
+ * statechart that made the snapshot (`MACHINE_VERSION`), `applied` the
+ * stream sequences of the messages whose effects the value holds (and
+ * `floor`, when set: every message up to it), `seq` the highest of them, and
+ * `records` the lifecycle records of the change(s) the value stores.
  *
  * Values of other versions are never restored blindly:
  * - a value without `v` was written before versions were stored, by the
@@ -52,10 +54,19 @@ export function decodeCall(data: Uint8Array): Loaded {
   if (typeof value !== 'object' || value === null) {
     return { ok: false, error: 'the stored value is not an object', data };
   }
-  const { v = UNVERSIONED, seq, applied, floor, snapshot, held } = value as Record<string, unknown>;
+  const {
+    v = UNVERSIONED,
+    seq,
+    applied,
+    floor,
+    snapshot,
+    held,
+    records,
+  } = value as Record<string, unknown>;
   if (typeof seq !== 'number') return { ok: false, error: 'the stored value has no seq', data };
   const intake = intakeOf(seq, applied, floor);
-  if (Array.isArray(held)) return { ok: true, call: { held, intake } };
+  const kept = Array.isArray(records) ? { records: records as LifecycleRecord[] } : {};
+  if (Array.isArray(held)) return { ok: true, call: { held, intake, ...kept } };
   if (typeof snapshot !== 'object' || snapshot === null) {
     return { ok: false, error: 'the stored value has neither a snapshot nor held events', data };
   }
@@ -66,7 +77,7 @@ export function decodeCall(data: Uint8Array): Loaded {
       data,
     };
   }
-  return { ok: true, call: { snapshot, intake } as StoredCall };
+  return { ok: true, call: { snapshot, intake, ...kept } as StoredCall };
 }
 
 function intakeOf(seq: number, applied: unknown, floor: unknown): Intake {

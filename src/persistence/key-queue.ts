@@ -1,3 +1,4 @@
+import type { LifecycleRecord } from '../contract/records.js';
 import type { StoredForm } from '../runtime/types.js';
 import type { WriteResult } from './cas-writer.js';
 import type { CallSource, SaveRequest, Stored, StoredCall } from './store.js';
@@ -26,14 +27,19 @@ type Fixed = StoredForm | 'erase';
 /** Changes waiting for the key's next write. */
 interface Next {
   final: Fixed | undefined;
+  /** The changes' records, kept with the value written. */
+  readonly records: LifecycleRecord[];
   readonly waiters: Stored[];
 }
+
+type Records = readonly LifecycleRecord[];
+const NONE: Records = [];
 
 /** Where a key is in its life. */
 type Phase =
   | { readonly kind: 'idle' }
   /** The last write failed: what is in memory may be newer than what is stored. */
-  | { readonly kind: 'failed'; readonly final: Fixed | undefined }
+  | { readonly kind: 'failed'; readonly final: Fixed | undefined; readonly records: Records }
   /** A write waits for the end of the turn, to fold in the rest of this batch of messages. */
   | { readonly kind: 'queued'; readonly next: Next }
   /** An earlier write's outcome is unknown: the revision is read again before writing. */
@@ -41,6 +47,7 @@ type Phase =
   | {
       readonly kind: 'writing';
       readonly final: Fixed | undefined;
+      readonly records: Records;
       readonly waiters: Stored[];
       next: Next | undefined;
     };
@@ -51,6 +58,8 @@ interface Key {
   /** Set when a write's outcome is unknown (it may have been stored). */
   stale: boolean;
   phase: Phase;
+  /** The records of the last value stored. */
+  lastRecords: Records;
 }
 
 /**
@@ -72,9 +81,18 @@ export class KeyQueue {
     this.#source = source;
   }
 
-  /** A key found in the bucket at start, with its revision. */
-  known(callId: string, revision: number): void {
-    this.#keys.set(callId, { revision, stale: false, phase: { kind: 'idle' } });
+  /** A key found in the bucket at start, with its revision and the records its value keeps. */
+  known(callId: string, revision: number, records: Records = NONE): void {
+    this.#keys.set(callId, {
+      revision,
+      stale: false,
+      phase: { kind: 'idle' },
+      lastRecords: records,
+    });
+  }
+
+  lastRecords(callId: string): Records {
+    return this.#keys.get(callId)?.lastRecords ?? NONE;
   }
 
   save(callId: string, request: SaveRequest): void {
@@ -96,11 +114,16 @@ export class KeyQueue {
     }
     if (phase.kind === 'writing') {
       if (!phase.next) this.#open++;
-      phase.next ??= { final: undefined, waiters: [] };
+      phase.next ??= { final: undefined, records: [], waiters: [] };
       fold(phase.next, request, as);
       return;
     }
-    const next: Next = { final: phase.kind === 'failed' ? phase.final : undefined, waiters: [] };
+    const failed = phase.kind === 'failed';
+    const next: Next = {
+      final: failed ? phase.final : undefined,
+      records: failed ? [...phase.records] : [],
+      waiters: [],
+    };
     fold(next, request, as);
     this.#queue(callId, key, next);
   }
@@ -132,7 +155,7 @@ export class KeyQueue {
   #key(callId: string): Key {
     let key = this.#keys.get(callId);
     if (!key) {
-      key = { revision: undefined, stale: false, phase: { kind: 'idle' } };
+      key = { revision: undefined, stale: false, phase: { kind: 'idle' }, lastRecords: NONE };
       this.#keys.set(callId, key);
     }
     return key;
@@ -159,19 +182,22 @@ export class KeyQueue {
   }
 
   #write(callId: string, key: Key, next: Next): void {
-    const { final, waiters } = next;
+    const { final, waiters, records } = next;
     const form = final ?? this.#source.storedFormOf(callId);
     if (!form) {
       this.#fail(key, next, new Error(`${callId} is no longer known`));
       return;
     }
-    key.phase = { kind: 'writing', final, waiters, next: undefined };
+    key.phase = { kind: 'writing', final, records, waiters, next: undefined };
     if (form === 'erase' && key.revision === undefined) {
       // Never stored: nothing to delete.
       this.#written(callId, key, { ok: true, revision: 0 });
       return;
     }
-    this.#io.write(callId, key.revision ?? 0, form, (result) => this.#written(callId, key, result));
+    const value = form === 'erase' || records.length === 0 ? form : { ...form, records };
+    this.#io.write(callId, key.revision ?? 0, value, (result) =>
+      this.#written(callId, key, result),
+    );
   }
 
   #readRevision(callId: string, key: Key, next: Next): void {
@@ -191,8 +217,10 @@ export class KeyQueue {
   #written(callId: string, key: Key, result: WriteResult): void {
     const { phase } = key;
     if (phase.kind !== 'writing') return;
-    if (result.ok) key.revision = result.revision;
-    else if (result.outcomeUnknown) key.stale = true;
+    if (result.ok) {
+      key.revision = result.revision;
+      key.lastRecords = phase.records;
+    } else if (result.outcomeUnknown) key.stale = true;
     const error = result.ok ? undefined : result.error;
     for (const done of phase.waiters) done(error);
     if (phase.next) {
@@ -201,7 +229,7 @@ export class KeyQueue {
       key.phase = { kind: 'queued', next: phase.next };
       this.#send(callId, key);
     } else if (error) {
-      key.phase = { kind: 'failed', final: phase.final };
+      key.phase = { kind: 'failed', final: phase.final, records: phase.records };
     } else if (phase.final) {
       // A final call is never written again, an erased one is gone: keep nothing of it in memory.
       this.#keys.delete(callId);
@@ -210,7 +238,7 @@ export class KeyQueue {
   }
 
   #fail(key: Key, next: Next, error: Error): void {
-    key.phase = { kind: 'failed', final: next.final };
+    key.phase = { kind: 'failed', final: next.final, records: next.records };
     for (const done of next.waiters) done(error);
     this.#released();
   }
@@ -235,5 +263,6 @@ function fold(next: Next, request: SaveRequest, as: 'save' | 'erase' | 'again'):
   else if (as === 'save' && request.final) {
     next.final = { snapshot: request.final.final, intake: request.final.intake };
   } else if (as === 'save' && next.final === 'erase') next.final = undefined;
+  if (request.records && request.records.length > 0) next.records.push(...request.records);
   if (request.done) next.waiters.push(request.done);
 }

@@ -73,7 +73,7 @@ export class MemoryStore implements SnapshotStore {
       const loaded = decodeCall(entry.data);
       found.set(callId, loaded);
       if (loaded.ok && !isFinalStored(loaded.call)) {
-        this.#queue.known(callId, entry.revision);
+        this.#queue.known(callId, entry.revision, loaded.call.records);
       }
     }
     return found;
@@ -84,6 +84,7 @@ export class MemoryStore implements SnapshotStore {
   }
 
   save: SnapshotStore['save'] = (callId, request) => this.#queue.save(callId, request);
+  lastRecords: SnapshotStore['lastRecords'] = (callId) => this.#queue.lastRecords(callId);
   forget: SnapshotStore['forget'] = (callId, done) => this.#queue.forget(callId, done);
   whenStored: SnapshotStore['whenStored'] = (callId, done) => this.#queue.whenStored(callId, done);
   settled = (): Promise<void> => this.#queue.settled();

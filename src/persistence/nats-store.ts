@@ -76,7 +76,8 @@ export async function openSnapshotStore(
         const loaded = decodeCall(entry.value);
         found.set(callId, loaded);
         // Only a live call is written again; a value that cannot be read is left alone.
-        if (loaded.ok && !isFinalStored(loaded.call)) queue.known(callId, entry.revision);
+        if (loaded.ok && !isFinalStored(loaded.call))
+          queue.known(callId, entry.revision, loaded.call.records);
       }
       return found;
     },
@@ -85,6 +86,7 @@ export async function openSnapshotStore(
       return entry?.operation === 'PUT' ? decodeCall(entry.value) : undefined;
     },
     save: (callId, request) => queue.save(callId, request),
+    lastRecords: (callId) => queue.lastRecords(callId),
     forget: (callId, done) => queue.forget(callId, done),
     whenStored: (callId, done) => queue.whenStored(callId, done),
     async ensure() {

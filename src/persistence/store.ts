@@ -1,3 +1,4 @@
+import type { LifecycleRecord } from '../contract/records.js';
 import type { Intake } from '../runtime/intake.js';
 import type { PersistedCall, StoredForm } from '../runtime/types.js';
 
@@ -6,7 +7,15 @@ import type { PersistedCall, StoredForm } from '../runtime/types.js';
  * `call.incoming` arrived, the events held for it) and the messages whose
  * effects that holds.
  */
-export type StoredCall = StoredForm;
+export type StoredCall = StoredForm & {
+  /**
+   * The lifecycle records of the change(s) this value stores. They go out
+   * once it is stored; a crash between the two can lose them, so they are
+   * kept with the value and sent again when the message that caused them
+   * comes back (at least once).
+   */
+  readonly records?: readonly LifecycleRecord[] | undefined;
+};
 
 /** What a stored value turned out to be when read. */
 export type Loaded =
@@ -25,6 +34,8 @@ export type Stored = (error?: Error) => void;
 export interface SaveRequest {
   /** A final call's last form, written as it is (the source no longer has the call). */
   readonly final?: { readonly final: PersistedCall; readonly intake: Intake } | undefined;
+  /** The change's lifecycle records, kept with the value (see {@link StoredCall}). */
+  readonly records?: readonly LifecycleRecord[] | undefined;
   readonly done?: Stored | undefined;
 }
 
@@ -41,6 +52,8 @@ export interface SnapshotStore {
   /** One call as stored now, read from the bucket (for a call not in memory). */
   lookup(callId: string): Promise<Loaded | undefined>;
   save(callId: string, request: SaveRequest): void;
+  /** The records of the call's last stored value (live calls; loaded ones too). */
+  lastRecords(callId: string): readonly LifecycleRecord[];
   /** Delete the call's key: nothing of it is kept any more (events held for it expired). */
   forget(callId: string, done: Stored): void;
   /**

@@ -112,6 +112,7 @@ export class Pipeline {
       }
       this.#o.store.save(callId, {
         final: typeof store === 'object' ? store : undefined,
+        records,
         done: this.#records.afterWrite(callId, records, deadline, ack),
       });
     }
@@ -141,7 +142,11 @@ export class Pipeline {
       // Redelivered, and applied already: acknowledged once its changes are
       // stored (a failed write is made again), never applied twice.
       this.#o.metrics.redelivered.inc();
-      this.#o.store.whenStored(callId, this.#records.afterWrite(callId, [], undefined, ack));
+      // Its records went out after its write was stored, unless the process
+      // died in between: the records of the call's last stored value go out
+      // again (records are at least once).
+      const again = this.#o.store.lastRecords(callId);
+      this.#o.store.whenStored(callId, this.#records.afterWrite(callId, again, undefined, ack));
     } else if (this.#lookups.has(callId) || this.#o.runtime.knows(callId) === 'maybeStored') {
       this.#deliverAfterLookup(msg, envelope, ack);
     } else this.#deliver(msg, envelope, ack);
@@ -183,6 +188,11 @@ export class Pipeline {
     const run = async () => {
       if (previous) await previous;
       else if (!(await this.#readFinal(callId, ack.seq))) return;
+      if (this.#o.runtime.hasTaken(callId, ack.seq)) {
+        // Delivered again while it waited its turn, and applied meanwhile.
+        await new Promise((resolve) => this.#o.store.whenStored(callId, resolve));
+        return;
+      }
       const unreadable = this.#unreadable.get(callId);
       if (unreadable === undefined) this.#deliver(msg, envelope, ack);
       else this.#reportUnreadable(msg, unreadable);
@@ -212,7 +222,9 @@ export class Pipeline {
     }
     const { call } = stored;
     if (hasTaken(call.intake, seq)) {
+      // Applied and stored before a crash: its records go out again.
       this.#o.metrics.redelivered.inc();
+      this.#records.republish(call.records ?? []);
       return false;
     }
     if (

@@ -106,7 +106,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   // Records, snapshot writes and acknowledgements made in one turn of the
   // event loop leave together, in as few socket writes as possible.
   const outbox = createOutbox((error) => log.error({ err: error }, 'sending to NATS failed'));
-  const publisher = createRecordPublisher(nc, outbox, names.prefix);
+  const publisher = createRecordPublisher(nc, names.prefix, (error) =>
+    log.error({ err: error }, 'could not publish a record'),
+  );
   const reportInvalid = createInvalidReporter({ publisher, metrics, log, clock });
   // The pipeline is made below; steps only run once it exists.
   const runtime = runtimeFor(options, clock, (changes) => pipeline.changed(changes));

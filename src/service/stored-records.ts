@@ -70,6 +70,11 @@ export class StoredRecords {
     this.#o.store.whenStored(callId, this.afterWrite(callId, records, deadline, ack));
   }
 
+  /** Records stored before, published again (at least once). */
+  republish(records: readonly LifecycleRecord[]): void {
+    for (const record of records) this.#o.publish(record, undefined);
+  }
+
   /** Stop retrying (the service stops); records still waiting are not published. */
   close(): void {
     for (const waiting of this.#waiting.values()) clearTimeout(waiting.timer);

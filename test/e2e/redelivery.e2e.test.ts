@@ -98,6 +98,20 @@ describe('kill -9 three times under load', () => {
 
     await eventually(() => calls.every(({ callId }) => bus.recordsOf(callId).some(isFinalRecord)), {
       timeout: WINDOW_MS + 15_000,
+    }).catch((error: unknown) => {
+      const open = calls.filter(({ callId }) => !bus.recordsOf(callId).some(isFinalRecord));
+      const seen = open.map(
+        (c) =>
+          `${c.callId} ${c.kind}: ${
+            bus
+              .recordsOf(c.callId)
+              .map((r) => r.state)
+              .join(' ') || '(no record)'
+          }`,
+      );
+      throw new Error(`${open.length} calls not final:\n${seen.slice(0, 10).join('\n')}`, {
+        cause: error,
+      });
     });
     const wrong = calls.flatMap(({ callId, kind }) => {
       const finals = [

@@ -24,6 +24,14 @@ describe('the stored-call codec', () => {
     expect(decodeCall(encodeCall(call))).toEqual({ ok: true, call });
   });
 
+  it('keeps the records of the change it stores, to send them again after a crash', () => {
+    const records = [
+      { callId: 'c1', state: 'ringing', previous: null, at: '2026-11-27T09:00:00.000Z' },
+    ] as const;
+    const call = { snapshot: snapshot('ringing'), intake: { floor: 0, seqs: [4] }, records };
+    expect(decodeCall(encodeCall(call))).toEqual({ ok: true, call });
+  });
+
   it('reads a value written before versions as version 1, every message up to its seq taken in', () => {
     expect(decodeCall(bytes({ seq: 2, snapshot: snapshot('ringing') }))).toEqual({
       ok: true,

@@ -269,8 +269,47 @@ describe('the pipeline: redelivery', () => {
     await turns();
     expect(again.acks).toEqual(['ack']);
     expect(requests).toHaveLength(1);
-    expect(published).toHaveLength(before);
     expect(runtime.stateOf(A)).toBe('rejecting');
+    // Only the records of the call's last stored value go out again, as
+    // they were: nothing new happened to the call.
+    expect(published.slice(before)).toEqual(published.slice(0, before));
+  });
+
+  it("sends a redelivered message's records again when a crash took them after its write was stored", async () => {
+    const { pipeline, store, published, runtime } = setup({ graphAnswers: false });
+    // A run before the crash stored the call, with its records, and died before publishing them.
+    const ringing = { callId: A, state: 'ringing', previous: null, at: at() } as const;
+    store.put(A, {
+      snapshot: {
+        status: 'active',
+        value: 'ringing',
+        context: {
+          callId: A,
+          deadline: T0 + WINDOW_MS,
+          reason: null,
+          callbackUri: null,
+          attempts: 0,
+          outcomeUnknown: false,
+          lastError: null,
+          retryAt: null,
+          terminated: null,
+          error: null,
+        },
+        children: {},
+      } as never,
+      intake: { floor: 0, seqs: [5] },
+      records: [ringing],
+    });
+    await store.loadAll().then((loaded) => {
+      const value = loaded.get(A);
+      if (value?.ok && 'snapshot' in value.call)
+        runtime.restore(value.call.snapshot, { intake: value.call.intake });
+    });
+    const again = message(incoming(A), { seq: 5, redelivered: true });
+    pipeline.handle(again);
+    await turns();
+    expect(again.acks).toEqual(['ack']);
+    expect(published).toEqual([ringing]);
   });
 
   it('applies a redelivered message that was never applied, counting its first request as possibly sent', async () => {
