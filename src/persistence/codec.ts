@@ -13,8 +13,9 @@ import type { Loaded, StoredCall } from './store.js';
  * "records"?}` or the same with `"held"`, where `v` is the version of the
  * statechart that made the snapshot (`MACHINE_VERSION`), `applied` the
  * stream sequences of the messages whose effects the value holds (and
- * `floor`, when set: every message up to it), `seq` the highest of them, and
- * `records` the lifecycle records of the change(s) the value stores.
+ * `floor`, when set: every message up to it), `seq` the highest of them,
+ * `records` the lifecycle records of the change(s) the value stores, and
+ * `writtenAt` when it was written.
  *
  * Values of other versions are never restored blindly:
  * - a value without `v` was written before versions were stored, by the
@@ -62,10 +63,16 @@ export function decodeCall(data: Uint8Array): Loaded {
     snapshot,
     held,
     records,
+    writtenAt,
+    unprompted,
   } = value as Record<string, unknown>;
   if (typeof seq !== 'number') return { ok: false, error: 'the stored value has no seq', data };
   const intake = intakeOf(seq, applied, floor);
-  const kept = Array.isArray(records) ? { records: records as LifecycleRecord[] } : {};
+  const kept = {
+    ...(Array.isArray(records) && { records: records as LifecycleRecord[] }),
+    ...(typeof writtenAt === 'number' && { writtenAt }),
+    ...(unprompted === true && { unprompted }),
+  };
   if (Array.isArray(held)) return { ok: true, call: { held, intake, ...kept } };
   if (typeof snapshot !== 'object' || snapshot === null) {
     return { ok: false, error: 'the stored value has neither a snapshot nor held events', data };

@@ -19,6 +19,8 @@ export interface KeyIo {
   revision(callId: string): Promise<number | undefined>;
   /** Run `send` at the end of this turn of the event loop, with the host's other sends. */
   defer(send: () => void): void;
+  /** The time a value is written at (epoch ms). */
+  now(): number;
 }
 
 /** What a write sends as it is: a final call's last form, or `erase` (the key goes). */
@@ -29,6 +31,8 @@ interface Next {
   final: Fixed | undefined;
   /** The changes' records, kept with the value written. */
   readonly records: LifecycleRecord[];
+  /** A change with records had no message behind it (see {@link StoredCall.unprompted}). */
+  unprompted: boolean;
   readonly waiters: Stored[];
 }
 
@@ -39,7 +43,12 @@ const NONE: Records = [];
 type Phase =
   | { readonly kind: 'idle' }
   /** The last write failed: what is in memory may be newer than what is stored. */
-  | { readonly kind: 'failed'; readonly final: Fixed | undefined; readonly records: Records }
+  | {
+      readonly kind: 'failed';
+      readonly final: Fixed | undefined;
+      readonly records: Records;
+      readonly unprompted: boolean;
+    }
   /** A write waits for the end of the turn, to fold in the rest of this batch of messages. */
   | { readonly kind: 'queued'; readonly next: Next }
   /** An earlier write's outcome is unknown: the revision is read again before writing. */
@@ -48,6 +57,7 @@ type Phase =
       readonly kind: 'writing';
       readonly final: Fixed | undefined;
       readonly records: Records;
+      readonly unprompted: boolean;
       readonly waiters: Stored[];
       next: Next | undefined;
     };
@@ -114,7 +124,7 @@ export class KeyQueue {
     }
     if (phase.kind === 'writing') {
       if (!phase.next) this.#open++;
-      phase.next ??= { final: undefined, records: [], waiters: [] };
+      phase.next ??= { final: undefined, records: [], unprompted: false, waiters: [] };
       fold(phase.next, request, as);
       return;
     }
@@ -122,6 +132,7 @@ export class KeyQueue {
     const next: Next = {
       final: failed ? phase.final : undefined,
       records: failed ? [...phase.records] : [],
+      unprompted: failed && phase.unprompted,
       waiters: [],
     };
     fold(next, request, as);
@@ -182,19 +193,27 @@ export class KeyQueue {
   }
 
   #write(callId: string, key: Key, next: Next): void {
-    const { final, waiters, records } = next;
+    const { final, waiters, records, unprompted } = next;
     const form = final ?? this.#source.storedFormOf(callId);
     if (!form) {
       this.#fail(key, next, new Error(`${callId} is no longer known`));
       return;
     }
-    key.phase = { kind: 'writing', final, records, waiters, next: undefined };
+    key.phase = { kind: 'writing', final, records, unprompted, waiters, next: undefined };
     if (form === 'erase' && key.revision === undefined) {
       // Never stored: nothing to delete.
       this.#written(callId, key, { ok: true, revision: 0 });
       return;
     }
-    const value = form === 'erase' || records.length === 0 ? form : { ...form, records };
+    const value =
+      form === 'erase'
+        ? form
+        : {
+            ...form,
+            writtenAt: this.#io.now(),
+            ...(records.length > 0 && { records }),
+            ...(unprompted && { unprompted }),
+          };
     this.#io.write(callId, key.revision ?? 0, value, (result) =>
       this.#written(callId, key, result),
     );
@@ -229,7 +248,8 @@ export class KeyQueue {
       key.phase = { kind: 'queued', next: phase.next };
       this.#send(callId, key);
     } else if (error) {
-      key.phase = { kind: 'failed', final: phase.final, records: phase.records };
+      const { final, records, unprompted } = phase;
+      key.phase = { kind: 'failed', final, records, unprompted };
     } else if (phase.final) {
       // A final call is never written again, an erased one is gone: keep nothing of it in memory.
       this.#keys.delete(callId);
@@ -238,7 +258,8 @@ export class KeyQueue {
   }
 
   #fail(key: Key, next: Next, error: Error): void {
-    key.phase = { kind: 'failed', final: next.final, records: next.records };
+    const { final, records, unprompted } = next;
+    key.phase = { kind: 'failed', final, records, unprompted };
     for (const done of next.waiters) done(error);
     this.#released();
   }
@@ -264,5 +285,8 @@ function fold(next: Next, request: SaveRequest, as: 'save' | 'erase' | 'again'):
     next.final = { snapshot: request.final.final, intake: request.final.intake };
   } else if (as === 'save' && next.final === 'erase') next.final = undefined;
   if (request.records && request.records.length > 0) next.records.push(...request.records);
+  if (request.records && request.records.length > 0 && request.prompted === false) {
+    next.unprompted = true;
+  }
   if (request.done) next.waiters.push(request.done);
 }

@@ -30,6 +30,7 @@ export class MemoryStore implements SnapshotStore {
         write: (callId, expected, call, done) => this.#write(callId, expected, call, done),
         revision: async (callId) => this.#entries.get(callId)?.revision,
         defer: (send) => setImmediate(send),
+        now: Date.now,
       },
       source,
     );
@@ -91,6 +92,20 @@ export class MemoryStore implements SnapshotStore {
 
   async ensure(): Promise<boolean> {
     return false;
+  }
+
+  #mark = 0;
+
+  oldestPendingWrite(): number | undefined {
+    return undefined;
+  }
+
+  async markPublished(at: number): Promise<void> {
+    this.#mark = at;
+  }
+
+  async publishedMark(): Promise<number> {
+    return this.#mark;
   }
 
   close(): void {

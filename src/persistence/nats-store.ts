@@ -6,6 +6,9 @@ import { decodeCall, encodeCall, isFinalStored } from './codec.js';
 import { KeyQueue } from './key-queue.js';
 import type { CallSource, Loaded, SnapshotStore } from './store.js';
 
+/** The key of the publication mark: a dot, so no call id can be it. */
+const PUBLISHED_MARK = 'mark.published';
+
 export interface NatsStoreOptions {
   readonly bucket: string;
   /** How long the bucket keeps a key after its last write (its TTL). */
@@ -56,6 +59,7 @@ export async function openSnapshotStore(
           : writer.write(callId, expected, encodeCall(call), done),
       revision: async (callId) => (await kv.get(keyPrefix + callId))?.revision,
       defer: options.defer,
+      now: Date.now,
     },
     options.source,
   );
@@ -80,6 +84,15 @@ export async function openSnapshotStore(
           queue.known(callId, entry.revision, loaded.call.records);
       }
       return found;
+    },
+    oldestPendingWrite: () => writer.oldestPending(),
+    async markPublished(at) {
+      await kv.put(`${keyPrefix}${PUBLISHED_MARK}`, JSON.stringify({ at }));
+    },
+    async publishedMark() {
+      const entry = await kv.get(`${keyPrefix}${PUBLISHED_MARK}`);
+      const at = entry?.operation === 'PUT' ? (entry.json<{ at?: unknown }>().at ?? 0) : 0;
+      return typeof at === 'number' ? at : 0;
     },
     async lookup(callId) {
       const entry = await kv.get(keyPrefix + callId);

@@ -15,6 +15,14 @@ export type StoredCall = StoredForm & {
    * comes back (at least once).
    */
   readonly records?: readonly LifecycleRecord[] | undefined;
+  /** When the value was written (epoch ms, the writer's clock). */
+  readonly writtenAt?: number | undefined;
+  /**
+   * No message caused the change(s) it stores (a timer, a request's
+   * outcome): nothing comes back to send its records again, so a restart
+   * does, when it was written after the last publication mark.
+   */
+  readonly unprompted?: boolean | undefined;
 };
 
 /** What a stored value turned out to be when read. */
@@ -36,6 +44,8 @@ export interface SaveRequest {
   readonly final?: { readonly final: PersistedCall; readonly intake: Intake } | undefined;
   /** The change's lifecycle records, kept with the value (see {@link StoredCall}). */
   readonly records?: readonly LifecycleRecord[] | undefined;
+  /** A message caused the change (it comes back if the records are lost). */
+  readonly prompted?: boolean | undefined;
   readonly done?: Stored | undefined;
 }
 
@@ -67,6 +77,16 @@ export interface SnapshotStore {
    * memory are written to it anew at their next change.
    */
   ensure(): Promise<boolean>;
+  /**
+   * Every record of a value written before `at` has gone out (the caller
+   * flushed the connection first): kept in the bucket, so that a restart
+   * sends again only the records of values written after it.
+   */
+  markPublished(at: number): Promise<void>;
+  /** When the oldest write not acknowledged yet was sent (its records are not out yet). */
+  oldestPendingWrite(): number | undefined;
+  /** The last {@link markPublished} time, or 0. */
+  publishedMark(): Promise<number>;
   /** Resolves once no write is queued or in flight (failed ones included). */
   settled(): Promise<void>;
   /** Stop writing; writes still queued or in flight fail. */

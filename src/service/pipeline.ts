@@ -36,6 +36,8 @@ export interface PipelineOptions {
    */
   readonly staleAfterMs: number;
   readonly clock: Clock;
+  /** Told when records went out (see `PublicationMark`). */
+  readonly mark?: { published(): void };
 }
 
 /**
@@ -66,6 +68,7 @@ export class Pipeline {
       metrics: options.metrics,
       log: options.log,
       ...(options.retryMs !== undefined && { retryMs: options.retryMs }),
+      ...(options.mark && { mark: options.mark }),
     });
   }
 
@@ -113,10 +116,16 @@ export class Pipeline {
       this.#o.store.save(callId, {
         final: typeof store === 'object' ? store : undefined,
         records,
+        prompted: ack !== undefined,
         done: this.#records.afterWrite(callId, records, deadline, ack),
       });
     }
     this.#o.metrics.liveCalls.set(this.#o.runtime.liveCount);
+  }
+
+  /** Records stored before a crash and perhaps never sent: sent again. */
+  republish(records: readonly LifecycleRecord[]): void {
+    this.#records.republish(records);
   }
 
   /** Stop retrying failed writes. */

@@ -1,3 +1,4 @@
+import type { LifecycleRecord } from '../contract/records.js';
 import type { Log } from '../log.js';
 import { isFinalStored } from '../persistence/codec.js';
 import type { Loaded, SnapshotStore, StoredCall } from '../persistence/store.js';
@@ -10,6 +11,12 @@ export interface Restored {
   readonly final: number;
   /** Stored values this service cannot use, by call id. */
   readonly unreadable: ReadonlyMap<string, Loaded & { ok: false }>;
+  /**
+   * The records of values no message caused, written after the last
+   * publication mark, oldest first: the process may have died before they
+   * went out, and no message will come back to send them.
+   */
+  readonly unsent: readonly LifecycleRecord[];
 }
 
 /**
@@ -25,10 +32,14 @@ export async function restoreCalls<M>(
   log: Log,
 ): Promise<Restored> {
   const loaded = await store.loadAll();
+  const mark = await store.publishedMark();
   const live: Array<[string, StoredCall]> = [];
   const unreadable = new Map<string, Loaded & { ok: false }>();
+  const unsent: StoredCall[] = [];
   let final = 0;
   for (const [callId, value] of loaded) {
+    if (value.ok && value.call.unprompted && (value.call.writtenAt ?? 0) > mark)
+      unsent.push(value.call);
     if (!value.ok) unreadable.set(callId, value);
     else if (!isFinalStored(value.call)) live.push([callId, value.call]);
     else {
@@ -47,7 +58,13 @@ export async function restoreCalls<M>(
       log.error({ callId, err: error }, 'could not restore a stored call');
     }
   }
-  return { live: live.length, final, unreadable };
+  unsent.sort((a, b) => (a.writtenAt ?? 0) - (b.writtenAt ?? 0));
+  return {
+    live: live.length,
+    final,
+    unreadable,
+    unsent: unsent.flatMap((call) => call.records ?? []),
+  };
 }
 
 function deadlineOf(call: StoredCall): number {

@@ -28,6 +28,7 @@ import type { MessageAck } from './message-ack.js';
 import type { Metrics } from './metrics.js';
 import { createRecordObserver, type RecordFacts } from './observers.js';
 import { Pipeline } from './pipeline.js';
+import { PublicationMark } from './publication-mark.js';
 import { resendRecovered } from './resend.js';
 import { restoreCalls } from './restore.js';
 import { createRouter } from './router.js';
@@ -123,6 +124,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ? ownsPartition(names.partition.index, names.partition.count)
     : ownsAll();
   const subjects = decodeSubjects(names);
+  const marker = new PublicationMark(() => nc.flush(), store, log);
   const pipeline = new Pipeline({
     runtime,
     store,
@@ -135,6 +137,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     log,
     clock,
     staleAfterMs: options.retentionMs - options.answerTimeoutMs,
+    mark: marker,
   });
   await restore({ store, runtime, pipeline, bucket: names.bucket, reportInvalid, metrics, log });
 
@@ -170,7 +173,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ...(options.stallMs !== undefined && { stallMs: options.stallMs }),
   });
   watch.start();
-  const parts = { runtime, store, outbox, ownership, consumption, stopping, pipeline, watch };
+  const mark = marker;
+  const parts = { runtime, store, outbox, ownership, consumption, stopping, pipeline, watch, mark };
   return {
     names,
     runtime,
@@ -225,9 +229,12 @@ async function restore(parts: {
     parts.reportInvalid(`$KV.${parts.bucket}.${callId}`, value.data, `snapshot: ${value.error}`);
     pipeline.unreadable(callId, value.error);
   }
+  // Written before the crash, perhaps never sent: sent again (at least once).
+  pipeline.republish(restored.unsent);
   metrics.liveCalls.set(runtime.liveCount);
   const { live, final } = restored;
-  log.info({ restored: live, final, live: runtime.liveCount }, 'calls restored');
+  const resent = restored.unsent.length;
+  log.info({ restored: live, final, live: runtime.liveCount, resent }, 'calls restored');
 }
 
 async function resend(runtime: CallRuntime<MessageAck>, signal: AbortSignal, log: Log) {
@@ -254,6 +261,7 @@ async function stop(
     readonly stopping: AbortController;
     readonly pipeline: Pipeline;
     readonly watch: BusWatch;
+    readonly mark: PublicationMark;
   },
   graceMs: number,
 ): Promise<void> {
@@ -269,6 +277,7 @@ async function stop(
   await store.settled();
   // Records whose writes were just stored go out before the connection drains.
   parts.outbox.flush();
+  await parts.mark.stop();
   parts.pipeline.close();
   runtime.stop();
   store.close();

@@ -12,6 +12,8 @@ export interface StoredRecordsOptions {
   readonly log: Log;
   /** The first retry of a failed write waits this long, each later one twice as long (up to 30 s). */
   readonly retryMs?: number;
+  /** Told when records went out. */
+  readonly mark?: { published(): void };
 }
 
 const MAX_RETRY_MS = 30_000;
@@ -73,6 +75,7 @@ export class StoredRecords {
   /** Records stored before, published again (at least once). */
   republish(records: readonly LifecycleRecord[]): void {
     for (const record of records) this.#o.publish(record, undefined);
+    if (records.length > 0) this.#o.mark?.published();
   }
 
   /** Stop retrying (the service stops); records still waiting are not published. */
@@ -91,6 +94,7 @@ export class StoredRecords {
       for (const record of waiting.records) this.#o.publish(record, waiting.deadline);
     }
     for (const record of records) this.#o.publish(record, deadline);
+    if (records.length > 0 || waiting) this.#o.mark?.published();
   }
 
   #failed(

@@ -82,14 +82,24 @@ describe('snapshot store', () => {
     expect(await first.result).toBeUndefined();
 
     const entry = await (await new Kvm(nc).open(bucket)).get('call-a');
-    expect(entry?.json()).toEqual({ v: 1, seq: 7, applied: [5, 7], snapshot: snapshot('ringing') });
+    expect(entry?.json()).toEqual({
+      v: 1,
+      seq: 7,
+      applied: [5, 7],
+      snapshot: snapshot('ringing'),
+      writtenAt: expect.any(Number),
+    });
 
     const { store: again } = await open(bucket);
     const loaded = await again.loadAll();
     expect([...loaded.keys()]).toEqual(['call-a']);
     expect(loaded.get('call-a')).toEqual({
       ok: true,
-      call: { snapshot: snapshot('ringing'), intake: { floor: 0, seqs: [5, 7] } },
+      call: {
+        snapshot: snapshot('ringing'),
+        intake: { floor: 0, seqs: [5, 7] },
+        writtenAt: expect.any(Number),
+      },
     });
   });
 
@@ -132,6 +142,7 @@ describe('snapshot store', () => {
       seq: 4,
       applied: [3, 4],
       snapshot: snapshot('rejecting'),
+      writtenAt: expect.any(Number),
     });
     // One write: the key's only revision is the bucket's first message.
     const status = await kv.status();
@@ -162,6 +173,7 @@ describe('snapshot store', () => {
       seq: 3,
       applied: [1, 2, 3],
       snapshot: snapshot('rejected', 'done'),
+      writtenAt: expect.any(Number),
     });
   });
 
@@ -249,8 +261,38 @@ describe('snapshot store', () => {
     const { store: again } = await open(bucket);
     expect((await again.loadAll()).get('call-f')).toEqual({
       ok: true,
-      call: { held, intake: { floor: 0, seqs: [5] } },
+      call: { held, intake: { floor: 0, seqs: [5] }, writtenAt: expect.any(Number) },
     });
+  });
+
+  it('marks a value whose records no message caused, and keeps the publication mark', async () => {
+    const { store, bucket, source } = await open();
+    const kv = await new Kvm(nc).open(bucket);
+    const at = new Date(0).toISOString();
+    const rejecting = { callId: 'call-g', state: 'rejecting', previous: 'ringing', at } as const;
+    const rejected = { callId: 'call-g', state: 'rejected', previous: 'rejecting', at } as const;
+    const prompted = outcome();
+    source.set('call-g', 'rejecting', [1]);
+    store.save('call-g', { records: [rejecting], prompted: true, done: prompted.done });
+    expect(await prompted.result).toBeUndefined();
+    expect((await kv.get('call-g'))?.json()).not.toHaveProperty('unprompted');
+
+    const unprompted = outcome();
+    source.set('call-g', 'rejected', [1]);
+    store.save('call-g', { records: [rejected], prompted: false, done: unprompted.done });
+    expect(await unprompted.result).toBeUndefined();
+    expect((await kv.get('call-g'))?.json()).toMatchObject({
+      records: [rejected],
+      unprompted: true,
+    });
+
+    expect(await store.publishedMark()).toBe(0);
+    expect(store.oldestPendingWrite()).toBeUndefined();
+    await store.markPublished(1_234);
+    const { store: again } = await open(bucket);
+    expect(await again.publishedMark()).toBe(1_234);
+    // The mark is no call.
+    expect([...(await again.loadAll()).keys()]).toEqual(['call-g']);
   });
 
   it('drops a write whose call is no longer known, with an error, instead of writing nothing', async () => {

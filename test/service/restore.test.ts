@@ -63,3 +63,53 @@ describe('restore', () => {
     expect(runtime.stateOf('live')).toBe('timedOut');
   });
 });
+
+describe('records a crash may have kept from going out', () => {
+  it('are the records of values no message caused, written after the last publication mark, oldest first', async () => {
+    const clock = new SimulatedClock();
+    clock.set(T0);
+    const runtime = createCallRuntime({
+      clock,
+      windowMs: 15_000,
+      control: { reject: async () => ({ status: 202, maybeDelivered: false }) },
+      storedMs: 3_600_000,
+    });
+    const store = new MemoryStore(runtime);
+    const record = (callId: string, state: 'rejected' | 'answered') =>
+      ({ callId, state, previous: 'ringing', at: new Date(T0).toISOString() }) as const;
+    const intake = { floor: 0, seqs: [1] };
+    store.put('old', {
+      snapshot: snapshot('old', 'answered', T0),
+      intake,
+      records: [record('old', 'answered')],
+      writtenAt: 1_000,
+      unprompted: true,
+    });
+    store.put('late', {
+      snapshot: snapshot('late', 'answered', T0),
+      intake,
+      records: [record('late', 'answered')],
+      writtenAt: 3_000,
+      unprompted: true,
+    });
+    store.put('later', {
+      snapshot: snapshot('later', 'answered', T0),
+      intake,
+      records: [record('later', 'answered')],
+      writtenAt: 2_500,
+      unprompted: true,
+    });
+    // A message caused it: the message comes back if its records were lost.
+    store.put('prompted', {
+      snapshot: snapshot('prompted', 'answered', T0),
+      intake,
+      records: [record('prompted', 'answered')],
+      writtenAt: 2_600,
+    });
+    await store.markPublished(2_000);
+
+    const restored = await restoreCalls(store, runtime, log);
+
+    expect(restored.unsent.map((r) => r.callId)).toEqual(['later', 'late']);
+  });
+});

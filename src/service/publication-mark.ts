@@ -1,0 +1,73 @@
+import type { Log } from '../log.js';
+import type { SnapshotStore } from '../persistence/store.js';
+
+/** Marks at most this often. */
+const MIN_GAP_MS = 50;
+
+/**
+ * The time before which every record of every stored value has gone out,
+ * kept in the bucket soon after records are published: the connection is
+ * flushed first (records are published, in the write's callback, before
+ * anything sent after them), and the mark stays before the oldest write
+ * still waiting for its acknowledgement (its records are not out yet). A
+ * restart sends again the records of values written after the mark, and
+ * only those: a record lost to a crash between its write and its
+ * publication is not lost, and the rest are not sent twice.
+ */
+export class PublicationMark {
+  readonly #flush: () => Promise<void>;
+  readonly #store: SnapshotStore;
+  readonly #log: Log;
+  #timer: NodeJS.Timeout | undefined;
+  #marking: Promise<void> | undefined;
+  #lastAt = 0;
+  #dirty = false;
+  #stopped = false;
+
+  constructor(flush: () => Promise<void>, store: SnapshotStore, log: Log) {
+    this.#flush = flush;
+    this.#store = store;
+    this.#log = log;
+  }
+
+  /** Records went out: mark soon (at once unless a mark was made in the last 50 ms). */
+  published(): void {
+    this.#dirty = true;
+    if (this.#marking || this.#timer || this.#stopped) return;
+    const wait = Math.max(0, this.#lastAt + MIN_GAP_MS - Date.now());
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#mark();
+    }, wait);
+    this.#timer.unref();
+  }
+
+  /** A last mark: every write stored by now has published its records. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#marking;
+    await this.#mark();
+  }
+
+  #mark(): Promise<void> {
+    this.#marking ??= this.#markOnce().finally(() => {
+      this.#marking = undefined;
+      if (this.#dirty) this.published();
+    });
+    return this.#marking;
+  }
+
+  async #markOnce(): Promise<void> {
+    this.#dirty = false;
+    const pending = this.#store.oldestPendingWrite();
+    const at = Math.min(Date.now(), pending === undefined ? Number.POSITIVE_INFINITY : pending - 1);
+    this.#lastAt = Date.now();
+    try {
+      await this.#flush();
+      await this.#store.markPublished(at);
+    } catch (error) {
+      this.#log.debug({ err: error }, 'could not keep the publication mark');
+    }
+  }
+}
