@@ -1,6 +1,9 @@
 import type { Log } from '../log.js';
 import type { SnapshotStore } from '../persistence/store.js';
 
+/** What the mark needs from the snapshot store. */
+export type MarkStore = Pick<SnapshotStore, 'oldestPendingWrite' | 'markPublished'>;
+
 /** Marks at most this often. */
 const MIN_GAP_MS = 50;
 
@@ -16,7 +19,7 @@ const MIN_GAP_MS = 50;
  */
 export class PublicationMark {
   readonly #flush: () => Promise<void>;
-  readonly #store: SnapshotStore;
+  readonly #store: MarkStore;
   readonly #log: Log;
   #timer: NodeJS.Timeout | undefined;
   #marking: Promise<void> | undefined;
@@ -24,7 +27,7 @@ export class PublicationMark {
   #dirty = false;
   #stopped = false;
 
-  constructor(flush: () => Promise<void>, store: SnapshotStore, log: Log) {
+  constructor(flush: () => Promise<void>, store: MarkStore, log: Log) {
     this.#flush = flush;
     this.#store = store;
     this.#log = log;
