@@ -56,8 +56,8 @@ export interface TrafficOptions {
   readonly intervalMs?: number;
 }
 
-/** mulberry32: a small seeded PRNG, so a seed always gives the same log. */
-function random(seed: number): () => number {
+/** mulberry32: a small seeded PRNG, so a seed always gives the same traffic. */
+export function seeded(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -95,7 +95,7 @@ const REASONS = ['busy', 'none', 'forbidden'] as const;
  * const { lines, calls } = generateTraffic({ calls: 100, seed: 7 });
  */
 export function generateTraffic(options: TrafficOptions): Traffic {
-  const rand = random(options.seed ?? 1);
+  const rand = seeded(options.seed ?? 1);
   const start = options.start ?? Date.UTC(2026, 10, 27, 9, 0, 0);
   const interval = options.intervalMs ?? 2;
   const events: { at: number; seq: number; line: object }[] = [];

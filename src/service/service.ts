@@ -124,7 +124,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ? ownsPartition(names.partition.index, names.partition.count)
     : ownsAll();
   const subjects = decodeSubjects(names);
-  const marker = new PublicationMark(() => nc.flush(), store, log);
+  const mark = new PublicationMark(() => nc.flush(), store, log);
   const pipeline = new Pipeline({
     runtime,
     store,
@@ -137,7 +137,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     log,
     clock,
     staleAfterMs: options.retentionMs - options.answerTimeoutMs,
-    mark: marker,
+    mark,
   });
   await restore({ store, runtime, pipeline, bucket: names.bucket, reportInvalid, metrics, log });
 
@@ -173,7 +173,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ...(options.stallMs !== undefined && { stallMs: options.stallMs }),
   });
   watch.start();
-  const mark = marker;
   const parts = { runtime, store, outbox, ownership, consumption, stopping, pipeline, watch, mark };
   return {
     names,

@@ -28,13 +28,8 @@ const e2e = useE2e({ scope: 'test' });
 
 let bus: CallBus;
 let env: Record<string, string>;
-let run = 0;
-
 beforeEach(async () => {
-  // Each test gets its own subjects, stream, consumer and store.
-  const prefix = `e2ecrash${++run}`;
-  bus = await e2e.openBus(prefix);
-  env = e2e.env(prefix, WINDOW_MS);
+  ({ bus, env } = await e2e.fresh('e2ecrash', WINDOW_MS));
 });
 
 describe('callgate killed with SIGKILL and started again', () => {

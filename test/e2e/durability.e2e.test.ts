@@ -16,13 +16,9 @@ const e2e = useE2e({ scope: 'test' });
 
 let bus: CallBus;
 let env: Record<string, string>;
-let run = 0;
-
 describe('durability and readiness', () => {
   beforeEach(async () => {
-    const prefix = `e2ebug${++run}`;
-    bus = await e2e.openBus(prefix);
-    env = e2e.env(prefix, WINDOW_MS);
+    ({ bus, env } = await e2e.fresh('e2ebug', WINDOW_MS));
   });
 
   it.each(['SIGKILL', 'SIGTERM'] as const)(

@@ -6,7 +6,7 @@ import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { partitionMapping } from '../../src/bus/jetstream.js';
 import { partitionOf } from '../../src/ownership/partition.js';
-import { type CallBus, incoming, newCallId, reject, shape } from '../support/call-bus.js';
+import { incoming, newCallId, reject, shape } from '../support/call-bus.js';
 import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
 import { useE2e } from '../support/e2e.js';
 import { eventually } from '../support/eventually.js';
@@ -22,9 +22,6 @@ const WINDOW_MS = 5_000;
 const PARTITIONS = 2;
 
 const e2e = useE2e({ scope: 'test' });
-
-let bus: CallBus | undefined;
-let run = 0;
 
 async function startInstances(prefix: string): Promise<CallgateProcess[]> {
   const instances: CallgateProcess[] = [];
@@ -60,8 +57,7 @@ function callIdsOverPartitions(perPartition: number): string[] {
 
 describe('calls partitioned over two instances', () => {
   it('rejects every call once, each in the instance that owns its partition', async () => {
-    const prefix = `e2epart${++run}`;
-    bus = await e2e.openBus(prefix);
+    const { prefix, bus } = await e2e.fresh('e2epart', WINDOW_MS);
     const instances = await startInstances(prefix);
     const callIds = callIdsOverPartitions(10);
 
@@ -86,8 +82,7 @@ describe('calls partitioned over two instances', () => {
   });
 
   it('routes a Graph notification batch to each call’s partition', async () => {
-    const prefix = `e2epart${++run}`;
-    bus = await e2e.openBus(prefix);
+    const { prefix, bus } = await e2e.fresh('e2epart', WINDOW_MS);
     await startInstances(prefix);
     const callIds = callIdsOverPartitions(2);
     await bus.publish(
@@ -104,7 +99,7 @@ describe('calls partitioned over two instances', () => {
         })),
       }),
     );
-    await eventually(() => callIds.every((callId) => bus?.recordsOf(callId).length === 1));
+    await eventually(() => callIds.every((callId) => bus.recordsOf(callId).length === 1));
     for (const callId of callIds) await bus.send(reject(callId));
     for (const callId of callIds) {
       expect((await bus.settled(callId)).at(-1)?.state).toBe('rejected');
@@ -112,11 +107,10 @@ describe('calls partitioned over two instances', () => {
   });
 
   it('reports bad input once, at the router, with the subject it was published on', async () => {
-    const prefix = `e2epart${++run}`;
-    bus = await e2e.openBus(prefix);
+    const { prefix, bus } = await e2e.fresh('e2epart', WINDOW_MS);
     await startInstances(prefix);
     await bus.publish(`${prefix}.events.${newCallId()}`, '{"type":"call.reject"}');
-    await eventually(() => bus?.invalid.length === 1);
+    await eventually(() => bus.invalid.length === 1);
     // A good call after it, through the same router and partitions: settled,
     // and still only the one report.
     const callId = newCallId();
@@ -129,14 +123,13 @@ describe('calls partitioned over two instances', () => {
   });
 
   it('brings a killed instance’s calls back with it: a call ringing there times out at its original deadline', async () => {
-    const prefix = `e2epart${++run}`;
-    bus = await e2e.openBus(prefix);
+    const { prefix, bus } = await e2e.fresh('e2epart', WINDOW_MS);
     const instances = await startInstances(prefix);
     const [inFirst, inSecond] = callIdsOverPartitions(1);
     const incomingAt = Date.now();
     await bus.send(incoming(inFirst as string, incomingAt));
     await bus.send(incoming(inSecond as string, incomingAt));
-    await eventually(() => bus?.lifecycle.length === 2);
+    await eventually(() => bus.lifecycle.length === 2);
 
     await instances[1]?.kill('SIGKILL');
     await startCallgate(instanceEnv(prefix, 1));

@@ -17,14 +17,10 @@ const EXIT_WITHIN_MS = 10_000;
 const e2e = useE2e({ scope: 'test' });
 
 let bus: CallBus;
-let run = 0;
-
 async function freshBus(): Promise<{ env: Record<string, string> }> {
-  const prefix = `e2eproc${++run}`;
-  bus = await e2e.openBus(prefix);
-  return {
-    env: e2e.env(prefix, WINDOW_MS),
-  };
+  const fresh = await e2e.fresh('e2eproc', WINDOW_MS);
+  bus = fresh.bus;
+  return fresh;
 }
 
 describe('callgate serve and SIGTERM', () => {

@@ -26,12 +26,8 @@ const e2e = useE2e({ scope: 'test' });
 
 let bus: CallBus;
 let env: Record<string, string>;
-let run = 0;
-
 beforeEach(async () => {
-  const prefix = `e2eredeliver${++run}`;
-  bus = await e2e.openBus(prefix);
-  env = e2e.env(prefix, WINDOW_MS);
+  ({ bus, env } = await e2e.fresh('e2eredeliver', WINDOW_MS));
 });
 
 describe('a message redelivered after a later one for its call', () => {

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,7 +22,28 @@ const refused: LifecycleRecord = {
 const facts = (rejectLatencyMs?: number) => ({ deadline: T0 + 30_000, rejectLatencyMs });
 
 let hub: LiveHub | undefined;
-afterEach(() => hub?.close());
+let http: Server | undefined;
+afterEach(async () => {
+  hub?.close();
+  const server = http;
+  http = undefined;
+  if (!server) return;
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+/** The hub's routes on an HTTP server on a free loopback port, closed after the test. */
+async function serve(live: LiveHub): Promise<{ port: number; base: string }> {
+  const server = createHttpServer({
+    metrics: createMetrics().registry,
+    isReady: () => true,
+    routes: live.routes,
+  });
+  http = server;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return { port, base: `http://127.0.0.1:${port}` };
+}
 
 /** Read server-sent events from `url` until `count` events (name + JSON data) have arrived. */
 async function readEvents(url: string, count: number, controller: AbortController) {
@@ -103,39 +125,27 @@ describe('the live hub', () => {
   it('streams a snapshot on connect, one event per record, and forgets a client that leaves', async () => {
     hub = createLiveHub({ heartbeatMs: 20 });
     hub.record(ringing, facts());
-    const http = createHttpServer({
-      metrics: createMetrics().registry,
-      isReady: () => true,
-      routes: hub.routes,
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-    try {
-      const page = await fetch(`${base}/`);
-      expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
-      expect(await page.text()).toBe(LIVE_PAGE_HTML);
+    const { base } = await serve(hub);
+    const page = await fetch(`${base}/`);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await page.text()).toBe(LIVE_PAGE_HTML);
 
-      const controller = new AbortController();
-      const reading = readEvents(`${base}/events`, 2, controller);
-      const live = hub;
-      await eventually(() => live.clientCount === 1);
-      live.record(rejecting, facts());
-      const [first, second] = await reading;
-      expect(first).toMatchObject({
-        event: 'snapshot',
-        data: { calls: [{ callId: ID, state: 'ringing', deadline: T0 + 30_000 }] },
-      });
-      expect(second).toMatchObject({
-        event: 'record',
-        data: { record: rejecting, call: { state: 'rejecting' }, counts: { rejecting: 1 } },
-      });
-      controller.abort();
-      await eventually(() => live.clientCount === 0);
-    } finally {
-      hub.close();
-      http.closeAllConnections();
-      await new Promise((resolve) => http.close(resolve));
-    }
+    const controller = new AbortController();
+    const reading = readEvents(`${base}/events`, 2, controller);
+    const live = hub;
+    await eventually(() => live.clientCount === 1);
+    live.record(rejecting, facts());
+    const [first, second] = await reading;
+    expect(first).toMatchObject({
+      event: 'snapshot',
+      data: { calls: [{ callId: ID, state: 'ringing', deadline: T0 + 30_000 }] },
+    });
+    expect(second).toMatchObject({
+      event: 'record',
+      data: { record: rejecting, call: { state: 'rejecting' }, counts: { rejecting: 1 } },
+    });
+    controller.abort();
+    await eventually(() => live.clientCount === 0);
   });
 
   it('never writes record text into the page as HTML', () => {
@@ -146,13 +156,7 @@ describe('the live hub', () => {
 
   it('answers 503 to one /events client more than it allows', async () => {
     hub = createLiveHub({ maxClients: 1 });
-    const http = createHttpServer({
-      metrics: createMetrics().registry,
-      isReady: () => true,
-      routes: hub.routes,
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const { base } = await serve(hub);
     const controller = new AbortController();
     try {
       const first = await fetch(`${base}/events`, { signal: controller.signal });
@@ -162,21 +166,12 @@ describe('the live hub', () => {
       expect(second.headers.get('retry-after')).toBe('5');
     } finally {
       controller.abort();
-      hub.close();
-      http.closeAllConnections();
-      await new Promise((resolve) => http.close(resolve));
     }
   });
 
   it('drops a client that does not keep up instead of buffering for it', async () => {
     hub = createLiveHub({ heartbeatMs: 60_000 });
-    const http = createHttpServer({
-      metrics: createMetrics().registry,
-      isReady: () => true,
-      routes: hub.routes,
-    });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const port = (http.address() as AddressInfo).port;
+    const { port } = await serve(hub);
     const live = hub;
     // A client that reads nothing: its socket's buffers fill, then the hub's.
     const socket = connect(port, '127.0.0.1');
@@ -192,36 +187,21 @@ describe('the live hub', () => {
       expect(live.clientCount).toBe(0);
     } finally {
       socket.destroy();
-      hub.close();
-      http.closeAllConnections();
-      await new Promise((resolve) => http.close(resolve));
     }
   });
 
   it('asks for the token when one is set: as a query parameter or a bearer token', async () => {
     const token = 'a-live-page-token-1234';
     hub = createLiveHub({ token });
-    const http = createHttpServer({
-      metrics: createMetrics().registry,
-      isReady: () => true,
-      routes: hub.routes,
+    const { base } = await serve(hub);
+    expect((await fetch(`${base}/`)).status).toBe(401);
+    expect((await fetch(`${base}/?token=wrong-token-wrong-token`)).status).toBe(401);
+    expect((await fetch(`${base}/?token=${token}`)).status).toBe(200);
+    const events = await fetch(`${base}/events`, {
+      headers: { authorization: `Bearer ${token}` },
     });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-    try {
-      expect((await fetch(`${base}/`)).status).toBe(401);
-      expect((await fetch(`${base}/?token=wrong-token-wrong-token`)).status).toBe(401);
-      expect((await fetch(`${base}/?token=${token}`)).status).toBe(200);
-      const events = await fetch(`${base}/events`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      expect(events.status).toBe(200);
-      await events.body?.cancel();
-      expect((await fetch(`${base}/events`)).status).toBe(401);
-    } finally {
-      hub.close();
-      http.closeAllConnections();
-      await new Promise((resolve) => http.close(resolve));
-    }
+    expect(events.status).toBe(200);
+    await events.body?.cancel();
+    expect((await fetch(`${base}/events`)).status).toBe(401);
   });
 });

@@ -10,6 +10,7 @@ import { createCallRuntime } from '../../src/runtime/call-runtime.js';
 import type { InboundMessage, MessageAck } from '../../src/service/message-ack.js';
 import { createMetrics } from '../../src/service/metrics.js';
 import { Pipeline } from '../../src/service/pipeline.js';
+import { persistedCall } from '../support/persisted-call.js';
 
 /**
  * The message pipeline against the in-memory store, with no nats-server:
@@ -280,23 +281,7 @@ describe('the pipeline: redelivery', () => {
     // A run before the crash stored the call, with its records, and died before publishing them.
     const ringing = { callId: A, state: 'ringing', previous: null, at: at() } as const;
     store.put(A, {
-      snapshot: {
-        status: 'active',
-        value: 'ringing',
-        context: {
-          callId: A,
-          deadline: T0 + WINDOW_MS,
-          reason: null,
-          callbackUri: null,
-          attempts: 0,
-          outcomeUnknown: false,
-          lastError: null,
-          retryAt: null,
-          terminated: null,
-          error: null,
-        },
-        children: {},
-      } as never,
+      snapshot: persistedCall(A, 'ringing', T0 + WINDOW_MS),
       intake: { floor: 0, seqs: [5] },
       records: [ringing],
     });

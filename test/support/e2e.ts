@@ -10,6 +10,15 @@ export interface E2e {
   readonly graph: GraphEmulator;
   /** A call bus on `prefix`, closed with the test (`scope: 'test'`) or the file. */
   openBus(prefix: string): Promise<CallBus>;
+  /**
+   * A prefix not used before in this file (`name` and a number), its call
+   * bus, and the environment of a service on it: each test its own subjects,
+   * stream, consumer and store.
+   */
+  fresh(
+    name: string,
+    answerTimeoutMs: number,
+  ): Promise<{ prefix: string; bus: CallBus; env: Record<string, string> }>;
   /** The environment `callgate serve` runs with against this server and emulator. */
   env(
     prefix: string,
@@ -30,6 +39,7 @@ export function useE2e(options: { scope: 'test' | 'file' }): E2e {
   let graph: GraphEmulator | undefined;
   const buses: CallBus[] = [];
   const closeBuses = () => Promise.all(buses.splice(0).map((bus) => bus.close()));
+  let prefixes = 0;
 
   beforeAll(async () => {
     server = await startNatsServer();
@@ -64,6 +74,11 @@ export function useE2e(options: { scope: 'test' | 'file' }): E2e {
       const bus = await openCallBus(started(server).url, prefix);
       buses.push(bus);
       return bus;
+    },
+    async fresh(name, answerTimeoutMs) {
+      const prefix = `${name}${++prefixes}`;
+      const bus = await this.openBus(prefix);
+      return { prefix, bus, env: this.env(prefix, answerTimeoutMs) };
     },
     env(prefix, answerTimeoutMs, extra) {
       return serviceEnv({

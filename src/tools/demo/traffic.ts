@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { FINAL_STATES, type FinalStateName } from '../../../machines/states.js';
-import type { TrafficKind } from '../../replay/generate.js';
+import { seeded, type TrafficKind } from '../../replay/generate.js';
 import type { FaultRule } from '../emulator/emulator.js';
 
 /** The final states a demo call is planned to reach. */
@@ -35,18 +35,6 @@ export interface DemoCall {
   readonly reason: 'none' | 'busy' | 'forbidden';
   /** What the Graph emulator does to this call's reject requests. */
   readonly faults: FaultRule[];
-}
-
-/** mulberry32: a small seeded PRNG, so a seed always gives the same mix and timing. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Exactly `calls × share` of each kind (largest remainders), in a seeded random order. */
