@@ -39,7 +39,8 @@ export function isFinalState(state: string): state is FinalStateName {
  * The version of the statechart that a stored snapshot was made by. Raise it
  * whenever a state is added, renamed or removed, or the context changes
  * shape, and say in `src/persistence/codec.ts` what becomes of snapshots of
- * the version before (test/machines/version.test.ts fails until then).
+ * the version before (test/machines/version.test.ts fails when the shape
+ * pinned for this version no longer matches).
  */
 export const MACHINE_VERSION = 1;
 

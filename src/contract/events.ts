@@ -4,8 +4,6 @@ import { describeIssues } from './errors.js';
 import { type Parsed, parseJson } from './json.js';
 import { boundedValue, got, truncated } from './limits.js';
 
-export type { Parsed };
-
 /**
  * The wire contract of `call.events.<callId>`: one JSON event envelope per
  * message. Parsing canonicalises the call id and turns `at` into epoch ms.

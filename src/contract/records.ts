@@ -30,3 +30,14 @@ export const InvalidRecord = z.object({
   truncated: z.literal(true).optional(),
 });
 export type InvalidRecord = z.infer<typeof InvalidRecord>;
+
+/**
+ * What the service knows of a record beyond the record itself: given to
+ * the live page and the metrics with each one.
+ */
+export interface RecordFacts {
+  /** The end of the call's answer window (epoch ms), when known. */
+  readonly deadline: number | undefined;
+  /** With a `rejected` record: the reject latency (ms). */
+  readonly rejectLatencyMs: number | undefined;
+}

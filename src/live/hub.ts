@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isFinalState, STATE_NAMES } from '../../machines/states.js';
-import type { LifecycleRecord } from '../contract/records.js';
+import type { LifecycleRecord, RecordFacts } from '../contract/records.js';
 import type { Route } from '../http/server.js';
 import { LIVE_PAGE_CSP, LIVE_PAGE_HTML } from './page.js';
 
@@ -48,14 +48,6 @@ export interface LiveUpdate {
   readonly latency: LatencySummary;
 }
 
-/** What the service knows of a record beyond the record: the call's deadline, the reject latency. */
-export interface LiveFacts {
-  /** The end of the call's answer window (epoch ms), when known. */
-  readonly deadline: number | undefined;
-  /** With a `rejected` record: the reject latency (ms). */
-  readonly rejectLatencyMs: number | undefined;
-}
-
 export interface LiveHubOptions {
   /** Comment lines that keep proxies and the browser from timing out (default 15 s). */
   readonly heartbeatMs?: number;
@@ -80,7 +72,7 @@ export interface LiveHubOptions {
 
 export interface LiveHub {
   /** Feed one lifecycle record (a transition or a refusal) with its facts. */
-  record(record: LifecycleRecord, facts?: LiveFacts): void;
+  record(record: LifecycleRecord, facts?: RecordFacts): void;
   snapshot(): LiveSnapshot;
   /** `GET /` (the page) and `GET /events` (server-sent events). */
   readonly routes: Readonly<Record<string, Route>>;
@@ -126,7 +118,7 @@ class LiveView {
   }
 
   /** Take in a record; returns the call as it is now (`null` once final or unknown). */
-  apply(record: LifecycleRecord, facts: LiveFacts | undefined): LiveCall | null {
+  apply(record: LifecycleRecord, facts: RecordFacts | undefined): LiveCall | null {
     this.#recent.push(record);
     if (this.#recent.length > this.#recentLimit) this.#recent.shift();
     const { callId, state } = record;
@@ -175,7 +167,7 @@ class LiveView {
     if (this.#latencies.length > LATENCY_WINDOW) this.#latencies.shift();
   }
 
-  #remember(record: LifecycleRecord, facts: LiveFacts | undefined): LiveCall {
+  #remember(record: LifecycleRecord, facts: RecordFacts | undefined): LiveCall {
     const { callId, state } = record;
     const known = this.#calls.get(callId);
     const call: LiveCall = {

@@ -25,8 +25,6 @@ export interface CasWriter {
   write(key: string, expected: number, data: Uint8Array, done: (result: WriteResult) => void): void;
   /** Delete `key` if its revision is still `expected` (a KV delete marker). */
   erase(key: string, expected: number, done: (result: WriteResult) => void): void;
-  /** When the oldest write still waiting for its acknowledgement was sent (epoch ms), if any. */
-  oldestPending(): number | undefined;
   /** Stop listening for acknowledgements; writes still in flight fail. */
   close(): void;
 }
@@ -94,11 +92,6 @@ export function createCasWriter(nc: NatsConnection, options: CasWriterOptions): 
   return {
     write: (key, expected, data, done) => send(key, expected, data, done, false),
     erase: (key, expected, done) => send(key, expected, EMPTY, done, true),
-    oldestPending() {
-      // In the order they were sent: the first is the oldest.
-      for (const write of pending.values()) return write.sentAt;
-      return undefined;
-    },
     close() {
       clearInterval(sweep);
       replies.unsubscribe();

@@ -14,8 +14,9 @@ import type { Loaded, StoredCall } from './store.js';
  * statechart that made the snapshot (`MACHINE_VERSION`), `applied` the
  * stream sequences of the messages whose effects the value holds (and
  * `floor`, when set: every message up to it), `seq` the highest of them,
- * `records` the lifecycle records of the change(s) the value stores, and
- * `writtenAt` when it was written.
+ * `records` the lifecycle records of the change(s) the value stores,
+ * `writtenAt` when it was written, and `unprompted: true` when no message
+ * caused a change with records (see {@link StoredCall}).
  *
  * Values of other versions are never restored blindly:
  * - a value without `v` was written before versions were stored, by the

@@ -43,24 +43,12 @@ const NONE: Records = [];
 type Phase =
   | { readonly kind: 'idle' }
   /** The last write failed: what is in memory may be newer than what is stored. */
-  | {
-      readonly kind: 'failed';
-      readonly final: Fixed | undefined;
-      readonly records: Records;
-      readonly unprompted: boolean;
-    }
+  | { readonly kind: 'failed'; readonly retry: Next }
   /** A write waits for the end of the turn, to fold in the rest of this batch of messages. */
   | { readonly kind: 'queued'; readonly next: Next }
   /** An earlier write's outcome is unknown: the revision is read again before writing. */
   | { readonly kind: 'reading'; readonly next: Next }
-  | {
-      readonly kind: 'writing';
-      readonly final: Fixed | undefined;
-      readonly records: Records;
-      readonly unprompted: boolean;
-      readonly waiters: Stored[];
-      next: Next | undefined;
-    };
+  | { readonly kind: 'writing'; readonly current: Next; next: Next | undefined };
 
 interface Key {
   /** The revision this instance last stored; `undefined` before the first write. */
@@ -85,6 +73,12 @@ export class KeyQueue {
   #open = 0;
   #idleWaiters: Array<() => void> = [];
   #closed = false;
+  /**
+   * Calls with a value no message caused that was sent but whose records are
+   * not known to be out (its write, or a later one carrying them, is not
+   * stored yet): the write time of the oldest such value.
+   */
+  readonly #unpublished = new Map<string, number>();
 
   constructor(io: KeyIo, source: CallSource) {
     this.#io = io;
@@ -124,17 +118,11 @@ export class KeyQueue {
     }
     if (phase.kind === 'writing') {
       if (!phase.next) this.#open++;
-      phase.next ??= { final: undefined, records: [], unprompted: false, waiters: [] };
+      phase.next ??= emptyNext();
       fold(phase.next, request, as);
       return;
     }
-    const failed = phase.kind === 'failed';
-    const next: Next = {
-      final: failed ? phase.final : undefined,
-      records: failed ? [...phase.records] : [],
-      unprompted: failed && phase.unprompted,
-      waiters: [],
-    };
+    const next = phase.kind === 'failed' ? phase.retry : emptyNext();
     fold(next, request, as);
     this.#queue(callId, key, next);
   }
@@ -149,8 +137,16 @@ export class KeyQueue {
     if (!phase || phase.kind === 'idle') done();
     // Written again as it failed: an erase stays an erase.
     else if (phase.kind === 'failed') this.#enqueue(callId, { done }, 'again');
-    else if (phase.kind === 'writing') (phase.next ?? phase).waiters.push(done);
+    else if (phase.kind === 'writing') (phase.next ?? phase.current).waiters.push(done);
     else phase.next.waiters.push(done);
+  }
+
+  /** The write time of the oldest value no message caused whose records may not be out yet. */
+  oldestUnpublished(): number | undefined {
+    let oldest: number | undefined;
+    for (const at of this.#unpublished.values())
+      if (oldest === undefined || at < oldest) oldest = at;
+    return oldest;
   }
 
   settled(): Promise<void> {
@@ -193,27 +189,29 @@ export class KeyQueue {
   }
 
   #write(callId: string, key: Key, next: Next): void {
-    const { final, waiters, records, unprompted } = next;
+    const { final, records, unprompted } = next;
     const form = final ?? this.#source.storedFormOf(callId);
     if (!form) {
       this.#fail(key, next, new Error(`${callId} is no longer known`));
       return;
     }
-    key.phase = { kind: 'writing', final, records, unprompted, waiters, next: undefined };
+    key.phase = { kind: 'writing', current: next, next: undefined };
     if (form === 'erase' && key.revision === undefined) {
       // Never stored: nothing to delete.
       this.#written(callId, key, { ok: true, revision: 0 });
       return;
     }
+    const writtenAt = this.#io.now();
     const value =
       form === 'erase'
         ? form
         : {
             ...form,
-            writtenAt: this.#io.now(),
+            writtenAt,
             ...(records.length > 0 && { records }),
             ...(unprompted && { unprompted }),
           };
+    if (unprompted && !this.#unpublished.has(callId)) this.#unpublished.set(callId, writtenAt);
     this.#io.write(callId, key.revision ?? 0, value, (result) =>
       this.#written(callId, key, result),
     );
@@ -236,21 +234,24 @@ export class KeyQueue {
   #written(callId: string, key: Key, result: WriteResult): void {
     const { phase } = key;
     if (phase.kind !== 'writing') return;
+    const { current } = phase;
     if (result.ok) {
       key.revision = result.revision;
-      key.lastRecords = phase.records;
+      key.lastRecords = current.records;
     } else if (result.outcomeUnknown) key.stale = true;
     const error = result.ok ? undefined : result.error;
-    for (const done of phase.waiters) done(error);
+    for (const done of current.waiters) done(error);
+    // Stored: the waiters just published its records and any kept from failed writes.
+    if (!error) this.#unpublished.delete(callId);
+    if (error && phase.next) carryOver(current, phase.next);
     if (phase.next) {
       // Sent now: this runs while the acknowledgements are read, so the next
       // writes leave in the same socket write as the message acks.
       key.phase = { kind: 'queued', next: phase.next };
       this.#send(callId, key);
     } else if (error) {
-      const { final, records, unprompted } = phase;
-      key.phase = { kind: 'failed', final, records, unprompted };
-    } else if (phase.final) {
+      key.phase = { kind: 'failed', retry: { ...current, waiters: [] } };
+    } else if (current.final) {
       // A final call is never written again, an erased one is gone: keep nothing of it in memory.
       this.#keys.delete(callId);
     } else key.phase = { kind: 'idle' };
@@ -258,8 +259,7 @@ export class KeyQueue {
   }
 
   #fail(key: Key, next: Next, error: Error): void {
-    const { final, records, unprompted } = next;
-    key.phase = { kind: 'failed', final, records, unprompted };
+    key.phase = { kind: 'failed', retry: { ...next, waiters: [] } };
     for (const done of next.waiters) done(error);
     this.#released();
   }
@@ -274,6 +274,21 @@ export class KeyQueue {
   }
 }
 
+function emptyNext(): Next {
+  return { final: undefined, records: [], unprompted: false, waiters: [] };
+}
+
+/**
+ * A failed write's changes, carried into the write queued behind it: its
+ * records first, and its final form unless the call was changed after an
+ * erase.
+ */
+function carryOver(failed: Next, next: Next): void {
+  next.records.unshift(...failed.records);
+  if (failed.unprompted) next.unprompted = true;
+  if (next.final === undefined && failed.final !== 'erase') next.final = failed.final;
+}
+
 /**
  * A request folded into the next write: a change brings its final form if it
  * has one, and a call changed again is not erased; an erase erases; a write
@@ -284,9 +299,10 @@ function fold(next: Next, request: SaveRequest, as: 'save' | 'erase' | 'again'):
   else if (as === 'save' && request.final) {
     next.final = { snapshot: request.final.final, intake: request.final.intake };
   } else if (as === 'save' && next.final === 'erase') next.final = undefined;
-  if (request.records && request.records.length > 0) next.records.push(...request.records);
-  if (request.records && request.records.length > 0 && request.prompted === false) {
-    next.unprompted = true;
+  if (request.records && request.records.length > 0) {
+    next.records.push(...request.records);
+    // No message comes back to send them again (see StoredCall.unprompted).
+    if (request.prompted !== true) next.unprompted = true;
   }
   if (request.done) next.waiters.push(request.done);
 }

@@ -96,8 +96,8 @@ export class MemoryStore implements SnapshotStore {
 
   #mark = 0;
 
-  oldestPendingWrite(): number | undefined {
-    return undefined;
+  oldestUnpublished(): number | undefined {
+    return this.#queue.oldestUnpublished();
   }
 
   async markPublished(at: number): Promise<void> {

@@ -6,6 +6,9 @@ import { decodeCall, encodeCall, isFinalStored } from './codec.js';
 import { KeyQueue } from './key-queue.js';
 import type { CallSource, Loaded, SnapshotStore } from './store.js';
 
+/** A write not acknowledged within this time fails. */
+const WRITE_TIMEOUT_MS = 5_000;
+
 /** The key of the publication mark: a dot, so no call id can be it. */
 const PUBLISHED_MARK = 'mark.published';
 
@@ -17,8 +20,6 @@ export interface NatsStoreOptions {
   readonly source: CallSource;
   /** Runs a send at the end of this turn of the event loop, with the host's other sends. */
   readonly defer: (send: () => void) => void;
-  /** A write not acknowledged within this time fails (default 5 s). */
-  readonly writeTimeoutMs?: number;
   /**
    * Put before each call id in the bucket's keys (a partition's `p<n>.`), so
    * that an instance loads only its own calls. Default none.
@@ -33,7 +34,7 @@ export interface NatsStoreOptions {
  *
  * @example
  * const store = await openSnapshotStore(nc, { bucket, retentionMs, source: runtime, defer: outbox.defer });
- * store.save(callId, { seq: msg.seq, done: (error) => (error ? msg.nak() : msg.ack()) });
+ * store.save(callId, { records, prompted: true, done: (error) => (error ? msg.nak() : msg.ack()) });
  */
 export async function openSnapshotStore(
   nc: NatsConnection,
@@ -49,7 +50,7 @@ export async function openSnapshotStore(
   const keyPrefix = options.keyPrefix ?? '';
   const writer = createCasWriter(nc, {
     subjectPrefix: `$KV.${options.bucket}.${keyPrefix}`,
-    timeoutMs: options.writeTimeoutMs ?? 5_000,
+    timeoutMs: WRITE_TIMEOUT_MS,
   });
   const queue = new KeyQueue(
     {
@@ -85,7 +86,7 @@ export async function openSnapshotStore(
       }
       return found;
     },
-    oldestPendingWrite: () => writer.oldestPending(),
+    oldestUnpublished: () => queue.oldestUnpublished(),
     async markPublished(at) {
       await kv.put(`${keyPrefix}${PUBLISHED_MARK}`, JSON.stringify({ at }));
     },

@@ -11,8 +11,9 @@ export type StoredCall = StoredForm & {
   /**
    * The lifecycle records of the change(s) this value stores. They go out
    * once it is stored; a crash between the two can lose them, so they are
-   * kept with the value and sent again when the message that caused them
-   * comes back (at least once).
+   * kept with the value and sent again (at least once): when a redelivered
+   * message for the call is found applied (the records of the call's last
+   * stored value), or at a restart for an unprompted value.
    */
   readonly records?: readonly LifecycleRecord[] | undefined;
   /** When the value was written (epoch ms, the writer's clock). */
@@ -44,7 +45,10 @@ export interface SaveRequest {
   readonly final?: { readonly final: PersistedCall; readonly intake: Intake } | undefined;
   /** The change's lifecycle records, kept with the value (see {@link StoredCall}). */
   readonly records?: readonly LifecycleRecord[] | undefined;
-  /** A message caused the change (it comes back if the records are lost). */
+  /**
+   * A message caused the change (it comes back if the records are lost).
+   * Records without it are taken as unprompted: sent again rather than lost.
+   */
   readonly prompted?: boolean | undefined;
   readonly done?: Stored | undefined;
 }
@@ -62,7 +66,7 @@ export interface SnapshotStore {
   /** One call as stored now, read from the bucket (for a call not in memory). */
   lookup(callId: string): Promise<Loaded | undefined>;
   save(callId: string, request: SaveRequest): void;
-  /** The records of the call's last stored value (live calls; loaded ones too). */
+  /** The records of the call's last stored value, while the call is live (loaded ones too). */
   lastRecords(callId: string): readonly LifecycleRecord[];
   /** Delete the call's key: nothing of it is kept any more (events held for it expired). */
   forget(callId: string, done: Stored): void;
@@ -83,8 +87,11 @@ export interface SnapshotStore {
    * sends again only the records of values written after it.
    */
   markPublished(at: number): Promise<void>;
-  /** When the oldest write not acknowledged yet was sent (its records are not out yet). */
-  oldestPendingWrite(): number | undefined;
+  /**
+   * The write time of the oldest value no message caused whose records may
+   * not be out yet (its write, or the later one carrying them, is not stored).
+   */
+  oldestUnpublished(): number | undefined;
   /** The last {@link markPublished} time, or 0. */
   publishedMark(): Promise<number>;
   /** Resolves once no write is queued or in flight (failed ones included). */

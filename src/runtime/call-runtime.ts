@@ -65,7 +65,10 @@ export interface CallRuntimeOptions<M> {
 export interface DeliverOptions<M> {
   /** The host's message that carried the event: the cause of the changes it makes. */
   readonly message?: M;
-  /** The message's stream sequence: once what it changed is stored, the call has taken it in. */
+  /**
+   * The message's stream sequence: taken into the call's intake when the step
+   * that applied it changed something to store, and stored with that change.
+   */
   readonly mark?: number;
   /** The message was delivered before: an earlier run may have sent a reject for it. */
   readonly redelivered?: boolean;

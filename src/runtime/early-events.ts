@@ -36,7 +36,7 @@ export class EarlyEvents {
    */
   hold(envelope: CallEnvelope, now: number): number | undefined {
     const list = this.#held.get(envelope.callId) ?? [];
-    const bytes = JSON.stringify(envelope).length;
+    const bytes = Buffer.byteLength(JSON.stringify(envelope));
     const total = list.reduce((sum, item) => sum + item.bytes, bytes);
     if (list.length >= LIMITS.heldEvents || total > LIMITS.heldBytes) return undefined;
     const expiresAt = Math.min(envelope.at, now) + this.#windowMs;

@@ -1,5 +1,4 @@
 import type { RejectOutcome, RejectRequest } from '../../machines/types.js';
-import type { LifecycleRecord } from '../contract/records.js';
 
 /**
  * Graph's call control, as the runtime needs it. An implementation reports
@@ -8,11 +7,6 @@ import type { LifecycleRecord } from '../contract/records.js';
  */
 export interface CallControl {
   reject(request: RejectRequest, signal: AbortSignal): Promise<Omit<RejectOutcome, 'at'>>;
-}
-
-/** Where lifecycle records go: NATS in the service, a table in a replay. */
-export interface RecordSink {
-  lifecycle(record: LifecycleRecord): void;
 }
 
 /** The slice of a pino logger the runtime uses. */

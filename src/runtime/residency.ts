@@ -1,6 +1,6 @@
 import { Actor, createActor, type InspectionEvent, type Observer } from 'xstate';
 import { isSending, type StateValue, stateNameOf } from '../../machines/states.js';
-import type { CallContext, CallInput, CallStateName } from '../../machines/types.js';
+import type { CallInput, CallStateName } from '../../machines/types.js';
 import type { Clock } from './clock.js';
 import type { CallLogic } from './logic.js';
 import type { PersistedCall } from './types.js';
@@ -121,11 +121,6 @@ export class Residency {
   snapshotOf(callId: string): PersistedCall | undefined {
     const value = this.#calls.get(callId);
     return value instanceof Actor ? (value.getPersistedSnapshot() as PersistedCall) : value;
-  }
-
-  contextOf(callId: string): CallContext | undefined {
-    const value = this.#calls.get(callId);
-    return value instanceof Actor ? value.getSnapshot().context : value?.context;
   }
 
   stateOf(callId: string): CallStateName | undefined {

@@ -26,7 +26,7 @@ export type StoredForm = { readonly intake: Intake } & (
  * sent a crashed request again.
  */
 export type Cause<M> =
-  /** `mark`: the message's stream sequence, taken into the call's intake once the change is stored. */
+  /** `mark`: the message's stream sequence, taken into the call's intake with the change (and stored with it). */
   | { readonly kind: 'event'; readonly message: M; readonly mark: number | undefined }
   | { readonly kind: 'timer' }
   | { readonly kind: 'outcome' }

@@ -1,15 +1,7 @@
 import { isFinalState } from '../../machines/states.js';
-import type { LifecycleRecord } from '../contract/records.js';
+import type { LifecycleRecord, RecordFacts } from '../contract/records.js';
 import type { Log } from '../log.js';
 import type { Metrics } from './metrics.js';
-
-/** What is known of a record beyond the record itself. */
-export interface RecordFacts {
-  /** The end of the call's answer window (epoch ms), when known. */
-  readonly deadline: number | undefined;
-  /** With a `rejected` record: the reject latency (ms). */
-  readonly rejectLatencyMs: number | undefined;
-}
 
 /**
  * Reject latency: from the record of a call entering `rejecting` to its

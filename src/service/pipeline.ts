@@ -65,6 +65,7 @@ export class Pipeline {
         options.publish(record);
         options.observe(record, deadline);
       },
+      resend: options.publish,
       metrics: options.metrics,
       log: options.log,
       ...(options.retryMs !== undefined && { retryMs: options.retryMs }),
@@ -148,17 +149,21 @@ export class Pipeline {
       // only its own calls' subjects today, so this does not happen yet.)
       ack.fail(new Error(`${callId} is not this instance's call`));
     } else if (applied) {
-      // Redelivered, and applied already: acknowledged once its changes are
-      // stored (a failed write is made again), never applied twice.
-      this.#o.metrics.redelivered.inc();
-      // Its records went out after its write was stored, unless the process
-      // died in between: the records of the call's last stored value go out
-      // again (records are at least once).
-      const again = this.#o.store.lastRecords(callId);
-      this.#o.store.whenStored(callId, this.#records.afterWrite(callId, again, undefined, ack));
+      this.#alreadyApplied(callId, ack);
     } else if (this.#lookups.has(callId) || this.#o.runtime.knows(callId) === 'maybeStored') {
       this.#deliverAfterLookup(msg, envelope, ack);
     } else this.#deliver(msg, envelope, ack);
+  }
+
+  /**
+   * A redelivered message the call has taken in: acknowledged once its
+   * changes are stored (a failed write is made again), never applied twice.
+   * Its records went out after its write was stored, unless the process died
+   * in between: the call's last stored records go out again (at least once).
+   */
+  #alreadyApplied(callId: string, ack: MessageAck): void {
+    this.#o.metrics.redelivered.inc();
+    this.#records.againAfterQueued(callId, ack);
   }
 
   #deliver(msg: InboundMessage, envelope: CallEnvelope, ack: MessageAck): void {
@@ -199,7 +204,7 @@ export class Pipeline {
       else if (!(await this.#readFinal(callId, ack.seq))) return;
       if (this.#o.runtime.hasTaken(callId, ack.seq)) {
         // Delivered again while it waited its turn, and applied meanwhile.
-        await new Promise((resolve) => this.#o.store.whenStored(callId, resolve));
+        this.#alreadyApplied(callId, ack);
         return;
       }
       const unreadable = this.#unreadable.get(callId);

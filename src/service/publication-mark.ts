@@ -2,20 +2,21 @@ import type { Log } from '../log.js';
 import type { SnapshotStore } from '../persistence/store.js';
 
 /** What the mark needs from the snapshot store. */
-export type MarkStore = Pick<SnapshotStore, 'oldestPendingWrite' | 'markPublished'>;
+export type MarkStore = Pick<SnapshotStore, 'oldestUnpublished' | 'markPublished'>;
 
 /** Marks at most this often. */
 const MIN_GAP_MS = 50;
 
 /**
- * The time before which every record of every stored value has gone out,
- * kept in the bucket soon after records are published: the connection is
- * flushed first (records are published, in the write's callback, before
- * anything sent after them), and the mark stays before the oldest write
- * still waiting for its acknowledgement (its records are not out yet). A
- * restart sends again the records of values written after the mark, and
- * only those: a record lost to a crash between its write and its
- * publication is not lost, and the rest are not sent twice.
+ * The time before which every value no message caused (a timeout, Graph's
+ * answer) has had its records published, kept in the bucket soon after such
+ * records go out: the connection is flushed first (records are published,
+ * in the write's callback, before anything sent after them), and the mark
+ * stays before the oldest such value whose records may not be out yet (its
+ * write, or the later one carrying them, is not stored). A restart sends
+ * again the records of those values written after the mark, and only
+ * those: a record lost to a crash between its write and its publication is
+ * not lost, and the rest are not sent twice.
  */
 export class PublicationMark {
   readonly #flush: () => Promise<void>;
@@ -63,9 +64,12 @@ export class PublicationMark {
 
   async #markOnce(): Promise<void> {
     this.#dirty = false;
-    const pending = this.#store.oldestPendingWrite();
-    const at = Math.min(Date.now(), pending === undefined ? Number.POSITIVE_INFINITY : pending - 1);
-    this.#lastAt = Date.now();
+    // Before this millisecond and before the oldest value whose records may
+    // not be out: a value written at the mark itself is sent again.
+    const now = Date.now();
+    const unpublished = this.#store.oldestUnpublished() ?? now;
+    const at = Math.min(now, unpublished) - 1;
+    this.#lastAt = now;
     try {
       await this.#flush();
       await this.#store.markPublished(at);

@@ -8,7 +8,7 @@ import {
 } from '../bus/jetstream.js';
 import { createOutbox, type Outbox } from '../bus/outbox.js';
 import { createRecordPublisher } from '../bus/publishers.js';
-import type { LifecycleRecord } from '../contract/records.js';
+import type { LifecycleRecord, RecordFacts } from '../contract/records.js';
 import type { Log } from '../log.js';
 import { type Ownership, ownsAll, ownsPartition } from '../ownership/ownership.js';
 import { openSnapshotStore } from '../persistence/nats-store.js';
@@ -26,7 +26,7 @@ import type { DecodeSubjects } from './decode.js';
 import { createInvalidReporter, type InvalidReporter } from './invalid.js';
 import type { MessageAck } from './message-ack.js';
 import type { Metrics } from './metrics.js';
-import { createRecordObserver, type RecordFacts } from './observers.js';
+import { createRecordObserver } from './observers.js';
 import { Pipeline } from './pipeline.js';
 import { PublicationMark } from './publication-mark.js';
 import { resendRecovered } from './resend.js';
@@ -104,8 +104,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const names = busNames(options.subjectPrefix, options.notificationsSubject, options.partitions);
   const jsm = await jetstreamManager(nc);
   await ensureStreamAndConsumer(jsm, names, { ackWaitMs: ACK_WAIT_MS });
-  // Records, snapshot writes and acknowledgements made in one turn of the
-  // event loop leave together, in as few socket writes as possible.
+  // Snapshot writes made in one turn of the event loop leave together, in as
+  // few socket writes as possible.
   const outbox = createOutbox((error) => log.error({ err: error }, 'sending to NATS failed'));
   const publisher = createRecordPublisher(nc, names.prefix, (error) =>
     log.error({ err: error }, 'could not publish a record'),
@@ -139,7 +139,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     staleAfterMs: options.retentionMs - options.answerTimeoutMs,
     mark,
   });
-  await restore({ store, runtime, pipeline, bucket: names.bucket, reportInvalid, metrics, log });
+  const keySubject = `$KV.${names.bucket}.${names.partition?.keyPrefix ?? ''}`;
+  await restore({ store, runtime, pipeline, keySubject, reportInvalid, metrics, log });
 
   await ownership.acquire();
   const js = jetstream(nc);
@@ -215,7 +216,8 @@ async function restore(parts: {
   readonly store: SnapshotStore;
   readonly runtime: CallRuntime<MessageAck>;
   readonly pipeline: Pipeline;
-  readonly bucket: string;
+  /** The subject prefix of this instance's keys, `$KV.<bucket>.` and the partition's key prefix. */
+  readonly keySubject: string;
   readonly reportInvalid: InvalidReporter;
   readonly metrics: Metrics;
   readonly log: Log;
@@ -225,7 +227,7 @@ async function restore(parts: {
   for (const [callId, value] of restored.unreadable) {
     metrics.unreadableCalls.inc();
     log.error({ callId, error: value.error }, 'a stored call cannot be restored');
-    parts.reportInvalid(`$KV.${parts.bucket}.${callId}`, value.data, `snapshot: ${value.error}`);
+    parts.reportInvalid(`${parts.keySubject}${callId}`, value.data, `snapshot: ${value.error}`);
     pipeline.unreadable(callId, value.error);
   }
   // Written before the crash, perhaps never sent: sent again (at least once).
@@ -274,8 +276,8 @@ async function stop(
   }
   parts.outbox.flush();
   await store.settled();
-  // Records whose writes were just stored go out before the connection drains.
-  parts.outbox.flush();
+  // Records of the writes just stored were published as each was stored:
+  // the last mark flushes them out before the connection drains.
   await parts.mark.stop();
   parts.pipeline.close();
   runtime.stop();

@@ -8,11 +8,13 @@ export interface StoredRecordsOptions {
   readonly store: SnapshotStore;
   /** A record whose state is stored, with its call's deadline: published (and observed). */
   readonly publish: (record: LifecycleRecord, deadline: number | undefined) => void;
+  /** A record published before, perhaps lost to a crash: published again (not observed again). */
+  readonly resend: (record: LifecycleRecord) => void;
   readonly metrics: Metrics;
   readonly log: Log;
   /** The first retry of a failed write waits this long, each later one twice as long (up to 30 s). */
   readonly retryMs?: number;
-  /** Told when records went out. */
+  /** Told when records no message caused went out (see `PublicationMark`). */
   readonly mark?: { published(): void };
 }
 
@@ -42,11 +44,6 @@ export class StoredRecords {
     this.#o = options;
   }
 
-  /** Calls whose last write failed and is being retried. */
-  get unstored(): number {
-    return this.#waiting.size;
-  }
-
   /** What to call when the write of a change ends: publish its records, or keep them for the retry. */
   afterWrite(
     callId: string,
@@ -57,7 +54,7 @@ export class StoredRecords {
     const done = ack?.wait();
     return (error) => {
       if (error) this.#failed(callId, records, deadline, error);
-      else this.#publish(callId, records, deadline);
+      else this.#publish(callId, records, deadline, ack === undefined);
       done?.(error);
     };
   }
@@ -72,9 +69,25 @@ export class StoredRecords {
     this.#o.store.whenStored(callId, this.afterWrite(callId, records, deadline, ack));
   }
 
+  /**
+   * A redelivered message found applied: once what is queued for its call is
+   * stored, the records of the call's last stored value go out again (the
+   * process may have died before they did), then it is acknowledged.
+   */
+  againAfterQueued(callId: string, ack: MessageAck): void {
+    const done = ack.wait();
+    this.#o.store.whenStored(callId, (error) => {
+      if (error) this.#failed(callId, [], undefined, error);
+      // The write just stored carried the records kept from failed writes: they go out.
+      else if (this.#waiting.has(callId)) this.#publish(callId, [], undefined, false);
+      else this.republish(this.#o.store.lastRecords(callId));
+      done(error);
+    });
+  }
+
   /** Records stored before, published again (at least once). */
   republish(records: readonly LifecycleRecord[]): void {
-    for (const record of records) this.#o.publish(record, undefined);
+    for (const record of records) this.#o.resend(record);
     if (records.length > 0) this.#o.mark?.published();
   }
 
@@ -85,7 +98,13 @@ export class StoredRecords {
     this.#o.metrics.unstoredCalls.set(0);
   }
 
-  #publish(callId: string, records: readonly LifecycleRecord[], deadline: number | undefined) {
+  /** `unprompted`: no message caused the change, so nothing but the mark covers its records. */
+  #publish(
+    callId: string,
+    records: readonly LifecycleRecord[],
+    deadline: number | undefined,
+    unprompted: boolean,
+  ): void {
     const waiting = this.#waiting.get(callId);
     if (waiting) {
       this.#waiting.delete(callId);
@@ -94,7 +113,7 @@ export class StoredRecords {
       for (const record of waiting.records) this.#o.publish(record, waiting.deadline);
     }
     for (const record of records) this.#o.publish(record, deadline);
-    if (records.length > 0 || waiting) this.#o.mark?.published();
+    if ((unprompted && records.length > 0) || waiting) this.#o.mark?.published();
   }
 
   #failed(

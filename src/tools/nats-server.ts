@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 /** The current server the project's scripts fetch (`scripts/ensure-nats-server.sh`). */
 export const CURRENT_NATS_SERVER = '2.12.8';
 
-/** The repository's root, three folders above this file (in `src/tools/` or `dist/src/tools/`). */
+/** The repository's root: two folders above this file in `src/tools/`, three in `dist/src/tools/`. */
 function repositoryRoot(): string {
   const here = fileURLToPath(new URL('.', import.meta.url));
   for (const up of ['../..', '../../..']) {

@@ -26,7 +26,7 @@ function nameOf(node: Node): string {
 
 function functionsOf(file: string): Measured[] {
   const found: Measured[] = [];
-  for (const [node] of walk(syntaxTree(file))) {
+  for (const node of walk(syntaxTree(file))) {
     if (!FUNCTIONS.has(node.type) || !node.loc) continue;
     const lines = node.loc.end.line - node.loc.start.line + 1;
     found.push({ where: `${file}:${node.loc.start.line} ${nameOf(node)}`, lines });

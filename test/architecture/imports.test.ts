@@ -56,7 +56,7 @@ function unitOf(path: string): string {
 
 function importsOf(file: string): Import[] {
   const found: Import[] = [];
-  for (const [node] of walk(syntaxTree(file))) {
+  for (const node of walk(syntaxTree(file))) {
     const spec = specifier(node);
     if (spec === undefined) continue;
     const typeOnly = node.importKind === 'type' || node.exportKind === 'type';

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { parse } from '@babel/parser';
 
 /** The repository's root. */
@@ -35,23 +35,16 @@ export function syntaxTree(file: string): Node {
   return parse(text, { sourceType: 'module', plugins: ['typescript'] }).program as unknown as Node;
 }
 
-/** Every node of a tree, depth first, with its parent chain. */
-export function* walk(
-  node: Node,
-  parents: readonly Node[] = [],
-): Generator<[Node, readonly Node[]]> {
-  yield [node, parents];
+/** Every node of a tree, depth first. */
+export function* walk(node: Node): Generator<Node> {
+  yield node;
   for (const [key, value] of Object.entries(node)) {
     if (key === 'loc' || key === 'leadingComments' || key === 'trailingComments') continue;
     const children = Array.isArray(value) ? value : [value];
     for (const child of children) {
       if (child && typeof child === 'object' && typeof (child as Node).type === 'string') {
-        yield* walk(child as Node, [...parents, node]);
+        yield* walk(child as Node);
       }
     }
   }
-}
-
-export function relativeToRoot(path: string): string {
-  return relative(ROOT, path);
 }

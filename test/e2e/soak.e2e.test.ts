@@ -23,7 +23,7 @@ const KINDS: Kind[] = ['rejected', 'rejected', 'answered', 'timedOut'];
 const e2e = useE2e({ scope: 'file' });
 
 /** Bad messages of every shape the service must survive, each as (subject token, text). */
-function badInput(prefix: string): Array<[string, string]> {
+function badInput(): Array<[string, string]> {
   const at = new Date().toISOString();
   const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
   const bad = (token: string, body: unknown) =>
@@ -40,7 +40,7 @@ function badInput(prefix: string): Array<[string, string]> {
     bad('x5', { type: 'call.incoming', callId: 'a'.repeat(4_060), at }),
     ...['{x}', 'x:y', 'xé', 'x$'].map((id) => bad('x6', { type: 'call.incoming', callId: id, at })),
     bad('x7', { type: 'call.reject', callId: 'x8', at, reason: 'busy' }),
-    bad(`${prefix}`, {
+    bad('x9', {
       type: 'call.incoming',
       callId: 'x9',
       at,
@@ -71,11 +71,12 @@ describe('soak: normal calls among bad input, kill -9s and a client that never r
     const bus = await e2e.openBus(prefix);
     const env = e2e.env(prefix, WINDOW_MS);
     let service: CallgateProcess = await startCallgate(env);
-    const stalled = stalledClient(service.httpUrl);
+    // Each process serves the live page to a client that never reads.
+    const stalled = [stalledClient(service.httpUrl)];
 
     const calls: Array<{ callId: string; kind: Kind; at: number }> = [];
     let badMessages = 0;
-    const bad = badInput(prefix);
+    const bad = badInput();
     const traffic = (async () => {
       for (let i = 0; i < CALLS; i++) {
         const callId = newCallId();
@@ -103,6 +104,7 @@ describe('soak: normal calls among bad input, kill -9s and a client that never r
       await service.kill('SIGKILL');
       crashes++;
       service = await startCallgate(env);
+      stalled.push(stalledClient(service.httpUrl));
     }
     await traffic;
 
@@ -151,6 +153,6 @@ describe('soak: normal calls among bad input, kill -9s and a client that never r
     expect(bus.malformed).toEqual([]);
     expect(await service.get('/healthz')).toBe(200);
     await eventually(async () => (await service.get('/readyz')) === 200);
-    stalled.destroy();
+    for (const socket of stalled) socket.destroy();
   });
 });

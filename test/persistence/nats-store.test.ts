@@ -287,7 +287,7 @@ describe('snapshot store', () => {
     });
 
     expect(await store.publishedMark()).toBe(0);
-    expect(store.oldestPendingWrite()).toBeUndefined();
+    expect(store.oldestUnpublished()).toBeUndefined();
     await store.markPublished(1_234);
     const { store: again } = await open(bucket);
     expect(await again.publishedMark()).toBe(1_234);

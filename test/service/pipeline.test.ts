@@ -297,6 +297,25 @@ describe('the pipeline: redelivery', () => {
     expect(published).toEqual([ringing]);
   });
 
+  it('sends the records of the write a redelivered message waited for, never older ones after newer', async () => {
+    const { pipeline, store, published, metrics } = setup({ graphAnswers: false });
+    pipeline.handle(message(incoming(A), { seq: 1 }));
+    await turns();
+    store.holdAcks();
+    pipeline.handle(message(reject(A), { seq: 2 }));
+    await turns();
+    // Redelivered while the write it caused is still in flight.
+    const again = message(reject(A), { seq: 2, redelivered: true });
+    pipeline.handle(again);
+    store.releaseAcks();
+    await turns();
+    expect(again.acks).toEqual(['ack']);
+    expect(published.map((r) => r.state)).toEqual(['ringing', 'rejecting', 'rejecting']);
+    expect(
+      await metrics.registry.getSingleMetricAsString('callgate_redelivered_events_total'),
+    ).toMatch(/ 1$/m);
+  });
+
   it('applies a redelivered message that was never applied, counting its first request as possibly sent', async () => {
     const { pipeline, requests, runtime } = setup();
     pipeline.handle(message(incoming(A), { seq: 1 }));

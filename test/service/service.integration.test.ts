@@ -306,6 +306,30 @@ describe('the service on a real nats-server', () => {
     invalid.stop();
   });
 
+  it("names a partitioned instance's key in full when it reports a snapshot it cannot restore", async () => {
+    const partitions = { count: 2, index: 1 };
+    const options = {
+      nc,
+      control: scriptedGraph().control,
+      log,
+      metrics: createMetrics(),
+      subjectPrefix: prefix,
+      notificationsSubject: `${prefix}.graph.notifications`,
+      answerTimeoutMs: WINDOW_MS,
+      retentionMs: 60_000,
+      partitions,
+    };
+    const first = await startService(options);
+    await first.stop(1_000);
+    const bucket = await new Kvm(nc).open(first.names.bucket);
+    await bucket.put('p1.c9', JSON.stringify({ v: 99, seq: 1, snapshot: {} }));
+
+    const invalid = recordsOf(`${prefix}.invalid`);
+    running.push(await startService({ ...options, metrics: createMetrics() }));
+    const reported = await eventually(() => invalid.records.map((r) => InvalidRecord.parse(r))[0]);
+    expect(reported?.subject).toBe(`$KV.${first.names.bucket}.p1.c9`);
+  });
+
   it('processes events published while it was down', async () => {
     const first = await start();
     await first.service.stop(1_000);

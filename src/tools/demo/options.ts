@@ -8,7 +8,7 @@ realistic mix of calls over NATS JetStream, then prints how every call ended.
   --rate R    new calls a second (default 300)
   --seed S    seed of the mix and timing (default 1)
 NATS_URL (default nats://127.0.0.1:4222) is used when it answers with JetStream;
-otherwise the demo starts its own nats-server (NATS_SERVER_BIN, else from the PATH).`;
+otherwise the demo starts its own nats-server (NATS_SERVER_BIN, else the one fetched into .tools/, else from the PATH).`;
 
 export interface DemoOptions {
   readonly calls: number;
