@@ -64,10 +64,13 @@ const ResultCodeField = z
 /** Free text from Graph or a bot: kept, cut to 1 KiB. */
 const TextField = z.string({ error: 'must be a string' }).transform((text) => truncated(text));
 
-/** A Graph object passed through (who calls whom): kept, bounded to 1 KiB of JSON. */
+/**
+ * A Graph object passed through (who calls whom): kept, bounded to 1 KiB of
+ * JSON; a larger one becomes its JSON text, cut.
+ */
 const PassThrough = z
   .record(z.string(), z.unknown(), { error: 'must be an object' })
-  .transform((value) => boundedValue(value) as Record<string, unknown>);
+  .transform((value) => boundedValue(value) as Record<string, unknown> | string);
 
 const envelope = { callId: CallIdField, at: AtField };
 
@@ -80,17 +83,17 @@ function boundExtras<T extends Record<string, unknown>>(value: T): T {
   return bounded as T;
 }
 
-const KNOWN_INCOMING = new Set([
-  'type',
-  'callId',
-  'at',
+/** The fields of Graph's call resource that `call.incoming` names and passes through. */
+export const INCOMING_FIELDS = [
   'tenantId',
   'source',
   'targets',
   'direction',
   'chatInfo',
   'meetingInfo',
-]);
+] as const;
+
+const KNOWN_INCOMING = new Set<string>(['type', 'callId', 'at', ...INCOMING_FIELDS]);
 
 export const CallIncoming = z
   .looseObject({
@@ -100,7 +103,7 @@ export const CallIncoming = z
     source: PassThrough.optional(),
     targets: z
       .array(z.unknown(), { error: 'must be an array' })
-      .transform((value) => boundedValue(value) as unknown[])
+      .transform((value) => boundedValue(value) as unknown[] | string)
       .optional(),
     direction: TextField.optional(),
     chatInfo: PassThrough.optional(),

@@ -1,5 +1,5 @@
 import { canonicalCallId } from './call-id.js';
-import { type CallEnvelope, type EventType, parseEnvelope } from './events.js';
+import { type CallEnvelope, type EventType, INCOMING_FIELDS, parseEnvelope } from './events.js';
 import { parseJson } from './json.js';
 import { got, LIMITS } from './limits.js';
 
@@ -28,8 +28,6 @@ export type TranslateResult = { ok: true; batch: TranslatedBatch } | { ok: false
 const COMMS_NOTIFICATIONS = '#microsoft.graph.commsnotifications';
 const CALL_RESOURCE = '#microsoft.graph.call';
 const CHANGE_TYPES = ['created', 'updated', 'deleted'] as const;
-/** Fields of the Graph call resource that `call.incoming` passes through. */
-const INCOMING_FIELDS = ['tenantId', 'source', 'targets', 'direction', 'chatInfo', 'meetingInfo'];
 /** `/communications/calls/{id}` or `/app/calls/{id}`, possibly behind a host and version. */
 const CALL_PATH = /\/(?:communications|app)\/calls\/([^/]*)$/i;
 

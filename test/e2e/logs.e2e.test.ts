@@ -40,8 +40,6 @@ const botTargets = [
 
 const e2e = useE2e({ scope: 'test' });
 
-let run = 0;
-
 interface Run {
   /** Everything the process wrote, stdout then stderr. */
   readonly output: string;
@@ -64,12 +62,13 @@ function jsonLines(text: string): Record<string, unknown>[] {
  * invalid incoming names Grace Hopper. Then SIGTERM, and the output.
  */
 async function loggedRun(extra: Record<string, string>): Promise<Run> {
-  const prefix = `e2elogs${++run}`;
   const calls = { ada1: newCallId(), ada2: newCallId(), phone: newCallId() };
-  const bus = await e2e.openBus(prefix);
-  const service = await startCallgate(
-    e2e.env(prefix, WINDOW_MS, { LOG_LEVEL: 'debug', GRAPH_TOKEN: TOKEN, ...extra }),
-  );
+  const { bus, env } = await e2e.fresh('e2elogs', WINDOW_MS, {
+    LOG_LEVEL: 'debug',
+    GRAPH_TOKEN: TOKEN,
+    ...extra,
+  });
+  const service = await startCallgate(env);
 
   const adaCalls = (callId: string) => ({
     ...incoming(callId),

@@ -7,7 +7,7 @@ import type { RejectOutcome, RejectRequest } from '../../machines/types.js';
 import { InvalidRecord, LifecycleRecord } from '../../src/contract/records.js';
 import type { CallControl } from '../../src/runtime/ports.js';
 import { createMetrics } from '../../src/service/metrics.js';
-import { type Service, startService } from '../../src/service/service.js';
+import { type Service, type ServiceOptions, startService } from '../../src/service/service.js';
 import { eventually } from '../support/eventually.js';
 import { type NatsServer, startNatsServer } from '../support/nats-server.js';
 
@@ -37,9 +37,8 @@ function scriptedGraph() {
   return { control, scripts, requests, held };
 }
 
-async function start(graph = scriptedGraph(), extra: { tombstoneMemoryMs?: number } = {}) {
+async function start(graph = scriptedGraph(), extra: Partial<ServiceOptions> = {}) {
   const service = await startService({
-    ...extra,
     nc,
     control: graph.control,
     log,
@@ -48,6 +47,7 @@ async function start(graph = scriptedGraph(), extra: { tombstoneMemoryMs?: numbe
     notificationsSubject: `${prefix}.graph.notifications`,
     answerTimeoutMs: WINDOW_MS,
     retentionMs: 60_000,
+    ...extra,
   });
   return { service, graph };
 }
@@ -268,16 +268,7 @@ describe('the service on a real nats-server', () => {
 
     const invalid = recordsOf(`${prefix}.invalid`);
     const metrics = createMetrics();
-    const second = await startService({
-      nc,
-      control: scriptedGraph().control,
-      log,
-      metrics,
-      subjectPrefix: prefix,
-      notificationsSubject: `${prefix}.graph.notifications`,
-      answerTimeoutMs: WINDOW_MS,
-      retentionMs: 60_000,
-    });
+    const { service: second } = await start(scriptedGraph(), { metrics });
     running.push(second);
     const reported = await eventually(() => invalid.records.map((r) => InvalidRecord.parse(r))[0]);
     expect(reported).toMatchObject({
@@ -308,24 +299,13 @@ describe('the service on a real nats-server', () => {
 
   it("names a partitioned instance's key in full when it reports a snapshot it cannot restore", async () => {
     const partitions = { count: 2, index: 1 };
-    const options = {
-      nc,
-      control: scriptedGraph().control,
-      log,
-      metrics: createMetrics(),
-      subjectPrefix: prefix,
-      notificationsSubject: `${prefix}.graph.notifications`,
-      answerTimeoutMs: WINDOW_MS,
-      retentionMs: 60_000,
-      partitions,
-    };
-    const first = await startService(options);
+    const { service: first } = await start(scriptedGraph(), { partitions });
     await first.stop(1_000);
     const bucket = await new Kvm(nc).open(first.names.bucket);
     await bucket.put('p1.c9', JSON.stringify({ v: 99, seq: 1, snapshot: {} }));
 
     const invalid = recordsOf(`${prefix}.invalid`);
-    running.push(await startService({ ...options, metrics: createMetrics() }));
+    running.push((await start(scriptedGraph(), { partitions })).service);
     const reported = await eventually(() => invalid.records.map((r) => InvalidRecord.parse(r))[0]);
     expect(reported?.subject).toBe(`$KV.${first.names.bucket}.p1.c9`);
   });

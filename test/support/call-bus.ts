@@ -144,11 +144,10 @@ export async function openCallBus(natsUrl: string, prefix: string): Promise<Call
         : undefined;
     },
     async consumerIdle(timeoutMs = 10_000) {
-      const jsm = await jetstreamManager(nc);
       await eventually(
         async () => {
-          const info = await jsm.consumers.info(names.stream, names.consumer);
-          return info.num_pending === 0 && info.num_ack_pending === 0;
+          const { pending, unacknowledged } = await bus.consumerCounts();
+          return pending === 0 && unacknowledged === 0;
         },
         { timeout: timeoutMs, interval: 50 },
       );

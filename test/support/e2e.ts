@@ -18,6 +18,7 @@ export interface E2e {
   fresh(
     name: string,
     answerTimeoutMs: number,
+    extra?: Record<string, string>,
   ): Promise<{ prefix: string; bus: CallBus; env: Record<string, string> }>;
   /** The environment `callgate serve` runs with against this server and emulator. */
   env(
@@ -75,10 +76,10 @@ export function useE2e(options: { scope: 'test' | 'file' }): E2e {
       buses.push(bus);
       return bus;
     },
-    async fresh(name, answerTimeoutMs) {
+    async fresh(name, answerTimeoutMs, extra) {
       const prefix = `${name}${++prefixes}`;
       const bus = await this.openBus(prefix);
-      return { prefix, bus, env: this.env(prefix, answerTimeoutMs) };
+      return { prefix, bus, env: this.env(prefix, answerTimeoutMs, extra) };
     },
     env(prefix, answerTimeoutMs, extra) {
       return serviceEnv({
