@@ -193,6 +193,7 @@ const Env = z.object({
   ),
   PARTITIONS: wholeNumber('must be a whole number from 1 to 256', 1, 256).default(1),
   PARTITION: wholeNumber('must be a whole number from 0 to 255', 0, 255).default(0),
+  STREAM_REPLICAS: wholeNumber('must be a whole number from 1 to 5', 1, 5).default(1),
 });
 
 /** Every environment variable the service reads. */
@@ -275,6 +276,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** `PARTITIONS` > 1: this instance consumes one partition of the calls (see the README). */
   readonly partitions: { readonly count: number; readonly index: number };
+  /** `STREAM_REPLICAS`: replicas of the stream and the buckets callgate creates (3 on a three-node cluster). */
+  readonly streamReplicas: number;
 }
 
 /** Thrown with every problem listed, one per line ("NAME: rule"). */
@@ -411,5 +414,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     retentionMs: e.RETENTION_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     partitions: { count: e.PARTITIONS, index: e.PARTITION },
+    streamReplicas: e.STREAM_REPLICAS,
   };
 }

@@ -9,12 +9,14 @@ import { type CallInspector, createCallInspector } from '../inspect/inspector.js
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createLogger, type Log } from '../log.js';
 import { createMetrics, type Metrics } from '../service/metrics.js';
-import { type Service, startService } from '../service/service.js';
+import { type ServiceOptions, startService } from '../service/service.js';
+import type { Shares } from '../service/shares.js';
 import { createKeyResolver } from '../webhook/keys.js';
 import { createWebhookRoute } from '../webhook/route.js';
 import { createNotificationVerifier } from '../webhook/verify.js';
 import { CloseStack } from './close-stack.js';
 import { measured, tokensFor } from './graph.js';
+import { mayActOn, openLeases, sharesOf } from './replicas.js';
 
 /** Starting failed for a reason the operator can act on; the message says which. */
 export class StartError extends Error {
@@ -50,8 +52,8 @@ export function buildApp(config: Config): App {
   const live = createLiveHub({ token: config.liveToken });
   const intake = new NotificationIntake(config.notificationsSubject);
   const stack = new CloseStack();
-  let service: Service | undefined;
-  const isReady = () => service?.isReady() ?? false;
+  let running: { isReady(): boolean; describe(): string } | undefined;
+  const isReady = () => running?.isReady() ?? false;
   const http = createHttpServer({
     metrics: metrics.registry,
     isReady,
@@ -68,40 +70,59 @@ export function buildApp(config: Config): App {
     stack.push('NATS', () => connection.nc.drain());
     const inspector = config.inspect ? await inspect(config, log) : undefined;
     if (inspector) stack.push('inspector', () => inspector.stop());
+    const replicas = {
+      nc: connection.nc,
+      subjectPrefix: config.subjectPrefix,
+      replicas: config.streamReplicas,
+      metrics,
+      log,
+    };
+    // Identical replicas share the calls by partition leases; PARTITIONS > 1
+    // keeps the hand-numbered partitions instead.
+    const leases =
+      config.partitions.count > 1
+        ? undefined
+        : await serve(() => openLeases(replicas, () => void shares?.plan()), log);
+    let shares: Shares | undefined;
     const graph = createGraphClient({
       baseUrl: config.graph.baseUrl,
       apiVersion: config.graph.apiVersion,
       tokens: tokensFor(config, log),
       log: log.child({ component: 'graph' }),
+      ...(leases && { mayAct: mayActOn(leases) }),
     });
     stack.push('Graph client', () => graph.close());
-    service = await serve(
-      () =>
-        startService({
-          nc: connection.nc,
-          control: measured(graph, metrics),
-          log,
-          metrics,
-          subjectPrefix: config.subjectPrefix,
-          notificationsSubject: config.notificationsSubject,
-          answerTimeoutMs: config.answerTimeoutMs,
-          retentionMs: config.retentionMs,
-          partitions: config.partitions,
-          isConnected: connection.isConnected,
-          onRecord: (record, facts) => live.record(record, facts),
-          // One running actor per call, so the inspector sees each call as one actor.
-          ...(inspector && { inspect: inspector.inspect, keepAwake: true }),
-        }),
+    const options: ServiceOptions = {
+      nc: connection.nc,
+      control: measured(graph, metrics),
       log,
-    );
-    const running = service;
-    stack.push('service', () => running.stop(Math.min(config.shutdownTimeoutMs, 8_000)));
+      metrics,
+      subjectPrefix: config.subjectPrefix,
+      notificationsSubject: config.notificationsSubject,
+      answerTimeoutMs: config.answerTimeoutMs,
+      retentionMs: config.retentionMs,
+      isConnected: connection.isConnected,
+      onRecord: (record, facts) => live.record(record, facts),
+      // One running actor per call, so the inspector sees each call as one actor.
+      ...(inspector && { inspect: inspector.inspect, keepAwake: true }),
+    };
+    const graceMs = Math.min(config.shutdownTimeoutMs, 8_000);
+    if (leases) {
+      const share = sharesOf(leases, options, replicas);
+      shares = share;
+      running = { isReady: () => share.isReady(), describe: () => share.description };
+      await serve(() => share.start(), log);
+      stack.push('service', () => share.stop(graceMs));
+    } else {
+      const one = await serve(
+        () => startService({ ...options, partitions: config.partitions }),
+        log,
+      );
+      running = { isReady: () => one.isReady(), describe: () => one.ownership.description };
+      stack.push('service', () => one.stop(graceMs));
+    }
     intake.open(jetstream(connection.nc), isReady);
-    const { names } = running;
-    log.info(
-      { stream: names.stream, consumer: names.consumer, owns: running.ownership.description },
-      'ready',
-    );
+    log.info({ owns: running.describe() }, 'ready');
   }
 
   return {
@@ -161,7 +182,7 @@ async function connect(config: Config, log: Log) {
 }
 
 /** The service started, or a start error saying why not (too little JetStream storage, say). */
-async function serve(start: () => Promise<Service>, log: Log): Promise<Service> {
+async function serve<T>(start: () => Promise<T>, log: Log): Promise<T> {
   try {
     return await start();
   } catch (error) {

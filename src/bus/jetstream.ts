@@ -16,12 +16,13 @@ export interface Partitioning {
 
 /** What a partitioned instance consumes, and where its calls are kept. */
 export interface PartitionNames extends Partitioning {
-  /** This partition's events: `<prefix>.events.<index>.<callId>`. */
+  /** This partition's events: `<prefix>.partition.<index>.<callId>`. */
   readonly eventsFilter: string;
   /**
-   * Partition 0's instance routes: events published on `<prefix>.events.<callId>`
-   * (filter `<prefix>.events.*`) and Graph's notification batches are
-   * republished to their call's partition, in the order they were stored.
+   * Partition 0's instance routes: events kept as published on
+   * `<prefix>.events.>` (no subject transform, or a subject no call id
+   * makes) and Graph's notification batches are republished to their call's
+   * partition, in the order they were stored.
    */
   readonly router?: {
     readonly eventsConsumer: string;
@@ -64,11 +65,11 @@ export function busNames(
     consumer: `callgate-${prefix}-p${partitions.index}`,
     partition: {
       ...partitions,
-      eventsFilter: `${prefix}.events.${partitions.index}.*`,
+      eventsFilter: `${prefix}.partition.${partitions.index}.*`,
       ...(partitions.index === 0 && {
         router: {
           eventsConsumer: `callgate-${prefix}-router`,
-          eventsFilter: `${prefix}.events.*`,
+          eventsFilter: `${prefix}.events.>`,
           notificationsConsumer: `callgate-${prefix}-notifications`,
         },
       }),
@@ -79,7 +80,7 @@ export function busNames(
 
 /** Where an event for `callId` goes in partition `partition`. */
 export function partitionSubject(prefix: string, partition: number, callId: string): string {
-  return `${prefix}.events.${partition}.${callId}`;
+  return `${prefix}.partition.${partition}.${callId}`;
 }
 
 /**
@@ -90,11 +91,61 @@ export function partitionSubject(prefix: string, partition: number, callId: stri
  */
 export function partitionMapping(prefix: string, count: number): Record<string, string> {
   return {
-    [`${prefix}.events.*`]: `${prefix}.events.{{partition(${count},1)}}.{{wildcard(1)}}`,
+    [`${prefix}.events.*`]: `${prefix}.partition.{{partition(${count},1)}}.{{wildcard(1)}}`,
   };
 }
 
 const NANOS_PER_MS = 1_000_000;
+
+/** How the stream is made, beyond its names. */
+export interface StreamOptions {
+  /** Replicas of the stream on a NATS cluster (`STREAM_REPLICAS`, default 1). */
+  readonly replicas?: number;
+  /**
+   * Partition events as they are stored (NATS 2.10+): `<prefix>.events.<id>`
+   * is kept as `<prefix>.events.<partition>.<id>`, the partition being
+   * `{{partition(n,1)}}` of the id as published.
+   */
+  readonly transform?: number;
+}
+
+/** The stream's subject transform for `count` partitions (NATS 2.10+). */
+export function partitionTransform(prefix: string, count: number): { src: string; dest: string } {
+  const [src, dest] = Object.entries(partitionMapping(prefix, count))[0] ?? ['', ''];
+  return { src, dest };
+}
+
+/**
+ * A durable consumer taken over from an instance that died: made again from
+ * its acknowledgement floor, so that the messages the dead instance held
+ * unacknowledged come at once instead of after their ack wait. Returns the
+ * last stream sequence the consumer had delivered: messages up to it may
+ * have been applied (and a reject sent) by the dead instance, and count as
+ * redelivered. Nothing is made again when no message was held.
+ */
+export async function restartConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  name: string,
+): Promise<number> {
+  let info: Awaited<ReturnType<JetStreamManager['consumers']['info']>>;
+  try {
+    info = await jsm.consumers.info(stream, name);
+  } catch (error) {
+    if (isNotFound(error)) return 0;
+    throw error;
+  }
+  const delivered = info.delivered.stream_seq;
+  if (info.num_ack_pending === 0) return delivered;
+  const { config } = info;
+  await jsm.consumers.delete(stream, name);
+  await jsm.consumers.add(stream, {
+    ...config,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: info.ack_floor.stream_seq + 1,
+  });
+  return delivered;
+}
 
 /**
  * Create the input stream and the durable consumer if they do not exist,
@@ -104,17 +155,25 @@ const NANOS_PER_MS = 1_000_000;
 export async function ensureStreamAndConsumer(
   jsm: JetStreamManager,
   names: BusNames,
-  options: { ackWaitMs: number; maxAckPending?: number },
+  options: StreamOptions & { ackWaitMs: number; maxAckPending?: number },
 ): Promise<void> {
   const stream = {
     name: names.stream,
-    subjects: [names.eventsSubject, names.notificationsSubject],
+    subjects: [
+      names.eventsSubject,
+      ...(names.partition ? [`${names.prefix}.partition.>`] : []),
+      names.notificationsSubject,
+    ],
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     duplicate_window: 2 * 60_000 * NANOS_PER_MS,
     max_age: 24 * 3_600_000 * NANOS_PER_MS,
     max_bytes: 1024 ** 3,
     max_msg_size: 1024 ** 2,
+    num_replicas: options.replicas ?? 1,
+    ...(options.transform !== undefined && {
+      subject_transform: partitionTransform(names.prefix, options.transform),
+    }),
   };
   try {
     await jsm.streams.info(names.stream);

@@ -24,6 +24,12 @@ export interface GraphClientOptions {
   readonly log?: GraphLog;
   /** Epoch ms, for the deadline. Default `Date.now`. */
   readonly now?: () => number;
+  /**
+   * Whether this instance may act on the call now (it owns it): asked when
+   * the request is about to be written. A request it refuses is never
+   * written, and counts as not delivered (retried while the window is open).
+   */
+  readonly mayAct?: (callId: string) => boolean;
 }
 
 /** Graph's call control over HTTP; `close()` ends its connections. */
@@ -61,6 +67,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
   const base = new URL(options.baseUrl);
   const prefix = `${base.pathname.replace(/\/+$/, '')}/${options.apiVersion}/communications/calls/`;
   const now = options.now ?? Date.now;
+  const mayAct = options.mayAct ?? (() => true);
   const rootLog = options.log ?? NO_LOG;
   const pool = new Pool(base.origin, { connections: options.connections ?? 64 });
 
@@ -110,7 +117,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
       timeoutMs,
       signal,
       // Checked again when the request is written: never at or after the deadline.
-      { at: request.deadline, now },
+      { at: request.deadline, now, allowed: () => mayAct(request.callId) },
     );
 
     if (ending.kind === 'aborted') {

@@ -19,6 +19,8 @@ export interface NoAnswer {
 export interface NotAfter {
   readonly at: number;
   readonly now: () => number;
+  /** Asked too when the request is about to be written: no means it is never written. */
+  readonly allowed?: () => boolean;
 }
 
 /** How one HTTP exchange ended. Never throws: every ending is data. */
@@ -101,6 +103,11 @@ export function exchange(
         if (notAfter && notAfter.now() >= notAfter.at) {
           settle({ kind: 'timeout', written: false });
           return started.abort(new Error('its deadline passed before it could be written'));
+        }
+        if (notAfter?.allowed && !notAfter.allowed()) {
+          const error = new Error('this instance no longer owns the call');
+          settle({ kind: 'failed', written: false, error });
+          return started.abort(error);
         }
         controller = started;
       },

@@ -25,7 +25,16 @@ export interface NatsStoreOptions {
    * that an instance loads only its own calls. Default none.
    */
   readonly keyPrefix?: string;
+  /** Replicas of the bucket when it is made (`STREAM_REPLICAS`, default 1). */
+  readonly replicas?: number;
+  /**
+   * Asked before every write: while it says no (this instance no longer
+   * owns these calls, or cannot tell), writes fail and are retried.
+   */
+  readonly mayWrite?: () => boolean;
 }
+
+const NOT_OWNER = new Error('this instance does not own the call now');
 
 /**
  * The snapshot store on a JetStream KV bucket (created if missing, file
@@ -45,9 +54,11 @@ export async function openSnapshotStore(
       history: 1,
       ttl: options.retentionMs,
       storage: StorageType.File,
+      replicas: options.replicas ?? 1,
     });
   const kv: KV = await create();
   const keyPrefix = options.keyPrefix ?? '';
+  const mayWrite = options.mayWrite ?? (() => true);
   const writer = createCasWriter(nc, {
     subjectPrefix: `$KV.${options.bucket}.${keyPrefix}`,
     timeoutMs: WRITE_TIMEOUT_MS,
@@ -55,9 +66,11 @@ export async function openSnapshotStore(
   const queue = new KeyQueue(
     {
       write: (callId, expected, call, done) =>
-        call === 'erase'
-          ? writer.erase(callId, expected, done)
-          : writer.write(callId, expected, encodeCall(call), done),
+        !mayWrite()
+          ? done({ ok: false, error: NOT_OWNER, outcomeUnknown: false })
+          : call === 'erase'
+            ? writer.erase(callId, expected, done)
+            : writer.write(callId, expected, encodeCall(call), done),
       revision: async (callId) => (await kv.get(keyPrefix + callId))?.revision,
       defer: options.defer,
       now: Date.now,
@@ -88,6 +101,7 @@ export async function openSnapshotStore(
     },
     oldestUnpublished: () => queue.oldestUnpublished(),
     async markPublished(at) {
+      if (!mayWrite()) throw NOT_OWNER;
       await kv.put(`${keyPrefix}${PUBLISHED_MARK}`, JSON.stringify({ at }));
     },
     async publishedMark() {

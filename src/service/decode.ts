@@ -23,6 +23,26 @@ export interface DecodeSubjects {
   readonly notifications: string;
   /** Prefixes of event subjects, tried in order; what follows is the call id token. */
   readonly eventPrefixes: readonly string[];
+  /**
+   * Where events are kept by partition (`<prefix>.partition.<n>.<id>`), and
+   * where they were published (`<prefix>.events.<id>`).
+   */
+  readonly partitioned?: { readonly kept: string; readonly published: string };
+}
+
+const DIGITS = /^\d+$/;
+
+/**
+ * The subject an event was published on: `<prefix>.events.<id>` for one
+ * kept in a partition (`<prefix>.partition.<n>.<id>`).
+ */
+export function publishedSubject(subject: string, subjects: DecodeSubjects): string {
+  const { partitioned } = subjects;
+  if (partitioned === undefined || !subject.startsWith(partitioned.kept)) return subject;
+  const rest = subject.slice(partitioned.kept.length);
+  const dot = rest.indexOf('.');
+  if (dot <= 0 || !DIGITS.test(rest.slice(0, dot))) return subject;
+  return partitioned.published + rest.slice(dot + 1);
 }
 
 const DECODER = new TextDecoder('utf-8', { fatal: true });
@@ -56,8 +76,9 @@ export function decodeMessage(
       invalid: result.batch.invalid.map((bad) => ({ error: bad.error, part: bad.item })),
     };
   }
-  const prefix = subjects.eventPrefixes.find((p) => msg.subject.startsWith(p));
-  const token = prefix === undefined ? '' : msg.subject.slice(prefix.length);
+  const subject = publishedSubject(msg.subject, subjects);
+  const prefix = subjects.eventPrefixes.find((p) => subject.startsWith(p));
+  const token = prefix === undefined ? '' : subject.slice(prefix.length);
   const subjectId = canonicalCallId(token);
   if (!subjectId.ok) return invalid(`(subject): the call id token ${subjectId.rule}`);
   const parsed = parseEnvelopeText(text);

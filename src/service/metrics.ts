@@ -22,6 +22,10 @@ export interface Metrics {
   readonly unstoredCalls: Gauge;
   readonly stale: Counter;
   readonly repairs: Counter<'what'>;
+  /** Partitions of the calls this instance owns now. */
+  readonly ownedPartitions: Gauge;
+  /** Partitions this instance took, took over, handed over or lost. */
+  readonly ownershipChanges: Counter<'change'>;
 }
 
 /**
@@ -36,6 +40,7 @@ export function createMetrics(): Metrics {
   const registers = [registry];
   return {
     registry,
+    ...ownershipMetrics(registers),
     messages: new Counter({
       name: 'callgate_messages_total',
       help: 'JetStream messages consumed',
@@ -137,6 +142,22 @@ export function createMetrics(): Metrics {
     persistFailures: new Counter({
       name: 'callgate_persist_failures_total',
       help: 'Snapshot writes that failed (written again; the message, if any, is redelivered)',
+      registers,
+    }),
+  };
+}
+
+function ownershipMetrics(registers: Registry[]) {
+  return {
+    ownedPartitions: new Gauge({
+      name: 'callgate_owned_partitions',
+      help: 'Partitions of the calls this instance owns now',
+      registers,
+    }),
+    ownershipChanges: new Counter({
+      name: 'callgate_ownership_changes_total',
+      help: 'Partitions this instance acquired (free), took over (from an instance gone), handed over or lost',
+      labelNames: ['change'] as const,
       registers,
     }),
   };

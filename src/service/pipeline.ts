@@ -8,7 +8,7 @@ import type { SnapshotStore } from '../persistence/store.js';
 import type { CallChange, CallRuntime } from '../runtime/call-runtime.js';
 import type { Clock } from '../runtime/clock.js';
 import { hasTaken } from '../runtime/intake.js';
-import { type DecodeSubjects, decodeMessage, type Unusable } from './decode.js';
+import { type DecodeSubjects, decodeMessage, publishedSubject, type Unusable } from './decode.js';
 import type { InvalidReporter } from './invalid.js';
 import { type InboundMessage, MAX_DELIVERIES, MessageAck } from './message-ack.js';
 import type { Metrics } from './metrics.js';
@@ -38,6 +38,19 @@ export interface PipelineOptions {
   readonly clock: Clock;
   /** Told when records went out (see `PublicationMark`). */
   readonly mark?: { published(): void };
+  /**
+   * Messages up to this stream sequence count as redelivered whatever
+   * JetStream says: the consumer was made again after a crash, and the
+   * instance that died may have applied them (and sent a reject).
+   */
+  readonly redeliveredUpTo?: number;
+  /** Told the number of live calls after each change. */
+  readonly countLive: (live: number) => void;
+  /**
+   * An event for a call another partition owns (its id spelled otherwise in
+   * the subject): sent on to that partition. Without it, such a message fails.
+   */
+  readonly forward?: (msg: InboundMessage, envelope: CallEnvelope) => Promise<void>;
 }
 
 /**
@@ -121,7 +134,7 @@ export class Pipeline {
         done: this.#records.afterWrite(callId, records, deadline, ack),
       });
     }
-    this.#o.metrics.liveCalls.set(this.#o.runtime.liveCount);
+    this.#o.countLive(this.#o.runtime.liveCount);
   }
 
   /** Records stored before a crash and perhaps never sent: sent again. */
@@ -145,9 +158,7 @@ export class Pipeline {
     if (unreadable !== undefined) {
       this.#reportUnreadable(msg, unreadable);
     } else if (!this.#o.ownership.owns(callId)) {
-      // Not this instance's call: left for its owner. (Each instance consumes
-      // only its own calls' subjects today, so this does not happen yet.)
-      ack.fail(new Error(`${callId} is not this instance's call`));
+      this.#forward(msg, envelope, ack);
     } else if (applied) {
       this.#alreadyApplied(callId, ack);
     } else if (this.#lookups.has(callId) || this.#o.runtime.knows(callId) === 'maybeStored') {
@@ -166,8 +177,22 @@ export class Pipeline {
     this.#records.againAfterQueued(callId, ack);
   }
 
+  /** Another partition's call (its id published in another spelling): sent on to its owner. */
+  #forward(msg: InboundMessage, envelope: CallEnvelope, ack: MessageAck): void {
+    const { forward } = this.#o;
+    if (!forward) {
+      ack.fail(new Error(`${envelope.callId} is not this instance's call`));
+      return;
+    }
+    const done = ack.wait();
+    forward(msg, envelope).then(
+      () => done(),
+      (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
   #deliver(msg: InboundMessage, envelope: CallEnvelope, ack: MessageAck): void {
-    const redelivered = msg.redelivered;
+    const redelivered = msg.redelivered || msg.seq <= (this.#o.redeliveredUpTo ?? 0);
     const { delivery } = this.#o.runtime.deliver(envelope, {
       message: ack,
       mark: ack.seq,
@@ -183,7 +208,7 @@ export class Pipeline {
       this.#o.log.debug({ callId, type: envelope.type, delivery }, 'event changed nothing');
     } else if (delivery === 'notHeld') {
       this.#o.reportInvalid(
-        msg.subject,
+        publishedSubject(msg.subject, this.#o.subjects),
         msg.data,
         `callId: at most ${LIMITS.heldEvents} events (${LIMITS.heldBytes} bytes of them) are held for a call not seen yet`,
       );
@@ -260,15 +285,19 @@ export class Pipeline {
   readonly #giveUp = (msg: InboundMessage, error: Error): void => {
     this.#o.metrics.gaveUp.inc();
     const why = `(message): could not be processed in ${MAX_DELIVERIES} attempts; the last failed with: ${error.message}`;
-    this.#o.reportInvalid(msg.subject, msg.data, why);
+    this.#o.reportInvalid(publishedSubject(msg.subject, this.#o.subjects), msg.data, why);
   };
 
   #report(msg: InboundMessage, bad: Unusable): void {
     const what = bad.part === undefined ? msg.data : { part: bad.part };
-    this.#o.reportInvalid(msg.subject, what, bad.error);
+    this.#o.reportInvalid(publishedSubject(msg.subject, this.#o.subjects), what, bad.error);
   }
 
   #reportUnreadable(msg: InboundMessage, why: string): void {
-    this.#o.reportInvalid(msg.subject, msg.data, `callId: the stored call cannot be used: ${why}`);
+    this.#o.reportInvalid(
+      publishedSubject(msg.subject, this.#o.subjects),
+      msg.data,
+      `callId: the stored call cannot be used: ${why}`,
+    );
   }
 }

@@ -54,6 +54,12 @@ export class PublicationMark {
     await this.#mark();
   }
 
+  /** No more marks (another instance owns the calls now). */
+  abandon(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
   #mark(): Promise<void> {
     this.#marking ??= this.#markOnce().finally(() => {
       this.#marking = undefined;

@@ -1,16 +1,20 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   type BusNames,
   busNames,
   ensureStreamAndConsumer,
   type Partitioning,
+  partitionSubject,
+  restartConsumer,
+  type StreamOptions,
 } from '../bus/jetstream.js';
 import { createOutbox, type Outbox } from '../bus/outbox.js';
 import { createRecordPublisher } from '../bus/publishers.js';
 import type { LifecycleRecord, RecordFacts } from '../contract/records.js';
 import type { Log } from '../log.js';
 import { type Ownership, ownsAll, ownsPartition } from '../ownership/ownership.js';
+import { partitionOf } from '../ownership/partition.js';
 import { openSnapshotStore } from '../persistence/nats-store.js';
 import type { SnapshotStore } from '../persistence/store.js';
 import {
@@ -53,8 +57,25 @@ export interface ServiceOptions {
   readonly keepAwake?: boolean;
   /** Receives every lifecycle record (transitions and refusals) and its facts, once published (the live page). */
   readonly onRecord?: (record: LifecycleRecord, facts: RecordFacts) => void;
-  /** `PARTITIONS` / `PARTITION`: this instance owns one partition of the calls (default: all). */
+  /** This service owns one partition of the calls (default: all). */
   readonly partitions?: Partitioning;
+  /** How the stream is made: its replicas, and whether it partitions events as they are stored. */
+  readonly stream?: StreamOptions;
+  /** Replicas of the bucket when it is made (default 1). */
+  readonly bucketReplicas?: number;
+  /**
+   * Whether this service may act on its calls now (it holds their lease):
+   * asked before every write to the bucket. Default: always.
+   */
+  readonly mayAct?: () => boolean;
+  /**
+   * The calls are taken over from an instance that died: its consumers are
+   * made again from their acknowledgement floor, so the messages it held
+   * come at once (counted as redelivered).
+   */
+  readonly takeover?: boolean;
+  /** Told the number of live calls after each change (default: sets `callgate_live_calls`). */
+  readonly countLive?: (live: number) => void;
   /** How often the stream, the consumer and the bucket are looked at (default 5 s). */
   readonly watchIntervalMs?: number;
   /** Messages waiting with no progress for this long make the service not ready (default 30 s). */
@@ -75,6 +96,11 @@ export interface Service {
   isReady(): boolean;
   /** Why the service is not ready, when the bus is to blame. */
   problem(): string | undefined;
+  /**
+   * Drop everything at once, acting on nothing more: another instance owns
+   * the calls now. Writes and requests still queued are never sent.
+   */
+  abandon(): Promise<void>;
   /**
    * Stop consuming, let requests in flight finish (up to `graceMs`), wait for
    * every snapshot write, and stop the runtime. Messages not yet acknowledged
@@ -103,7 +129,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const clock = options.clock ?? systemClock;
   const names = busNames(options.subjectPrefix, options.notificationsSubject, options.partitions);
   const jsm = await jetstreamManager(nc);
-  await ensureStreamAndConsumer(jsm, names, { ackWaitMs: ACK_WAIT_MS });
+  await ensureStreamAndConsumer(jsm, names, { ...options.stream, ackWaitMs: ACK_WAIT_MS });
+  const redeliveredUpTo = options.takeover ? await restartConsumers(jsm, names) : 0;
+  const countLive = options.countLive ?? ((live: number) => metrics.liveCalls.set(live));
   // Snapshot writes made in one turn of the event loop leave together, in as
   // few socket writes as possible.
   const outbox = createOutbox((error) => log.error({ err: error }, 'sending to NATS failed'));
@@ -119,12 +147,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     source: runtime,
     defer: (send) => outbox.defer(send),
     ...(names.partition && { keyPrefix: names.partition.keyPrefix }),
+    ...(options.bucketReplicas !== undefined && { replicas: options.bucketReplicas }),
+    ...(options.mayAct && { mayWrite: options.mayAct }),
   });
   const ownership = names.partition
     ? ownsPartition(names.partition.index, names.partition.count)
     : ownsAll();
   const subjects = decodeSubjects(names);
   const mark = new PublicationMark(() => nc.flush(), store, log);
+  const js = jetstream(nc);
   const pipeline = new Pipeline({
     runtime,
     store,
@@ -138,12 +169,21 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     clock,
     staleAfterMs: options.retentionMs - options.answerTimeoutMs,
     mark,
+    redeliveredUpTo,
+    countLive,
+    ...(names.partition && {
+      forward: async (msg, envelope) => {
+        const partition = partitionOf(envelope.callId, names.partition?.count ?? 1);
+        await js.publish(partitionSubject(names.prefix, partition, envelope.callId), msg.data, {
+          msgID: `${names.stream}:${msg.seq}:forward`,
+        });
+      },
+    }),
   });
   const keySubject = `$KV.${names.bucket}.${names.partition?.keyPrefix ?? ''}`;
-  await restore({ store, runtime, pipeline, keySubject, reportInvalid, metrics, log });
+  await restore({ store, runtime, pipeline, keySubject, reportInvalid, metrics, log, countLive });
 
   await ownership.acquire();
-  const js = jetstream(nc);
   const consumption = new Consumption(js, names, {
     own: (msg) => pipeline.handle(msg),
     route: names.partition?.router
@@ -186,6 +226,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       watch.problem === undefined,
     problem: () => watch.problem,
     stop: (graceMs) => stop(parts, graceMs),
+    abandon: () => abandon(parts),
   };
 }
 
@@ -221,6 +262,7 @@ async function restore(parts: {
   readonly reportInvalid: InvalidReporter;
   readonly metrics: Metrics;
   readonly log: Log;
+  readonly countLive: (live: number) => void;
 }): Promise<void> {
   const { runtime, pipeline, metrics, log } = parts;
   const restored = await restoreCalls(parts.store, runtime, log);
@@ -232,7 +274,7 @@ async function restore(parts: {
   }
   // Written before the crash, perhaps never sent: sent again (at least once).
   pipeline.republish(restored.unsent);
-  metrics.liveCalls.set(runtime.liveCount);
+  parts.countLive(runtime.liveCount);
   const { live, final } = restored;
   const resent = restored.unsent.length;
   log.info({ restored: live, final, live: runtime.liveCount, resent }, 'calls restored');
@@ -252,20 +294,7 @@ async function resend(runtime: CallRuntime<MessageAck>, signal: AbortSignal, log
  * Stop consuming, let requests in flight finish (up to `graceMs`), wait for
  * every snapshot write, stop the runtime and give the calls up.
  */
-async function stop(
-  parts: {
-    readonly runtime: CallRuntime<MessageAck>;
-    readonly store: SnapshotStore;
-    readonly outbox: Outbox;
-    readonly ownership: Ownership;
-    readonly consumption: Consumption;
-    readonly stopping: AbortController;
-    readonly pipeline: Pipeline;
-    readonly watch: BusWatch;
-    readonly mark: PublicationMark;
-  },
-  graceMs: number,
-): Promise<void> {
+async function stop(parts: Parts, graceMs: number): Promise<void> {
   const { runtime, store } = parts;
   parts.stopping.abort();
   parts.watch.stop();
@@ -285,9 +314,53 @@ async function stop(
   await parts.ownership.release();
 }
 
-/** Where this instance's events arrive: `<prefix>.events.` and, partitioned, `<index>.` (tried first). */
+/** Drop everything without a last write: another instance owns the calls now. */
+async function abandon(parts: Parts): Promise<void> {
+  parts.stopping.abort();
+  parts.watch.stop();
+  parts.mark.abandon();
+  parts.pipeline.close();
+  parts.runtime.stop();
+  parts.store.close();
+  await parts.consumption.close();
+  await parts.ownership.release();
+}
+
+/** The consumers of a service taken over from an instance that died, made again (see `restartConsumer`). */
+async function restartConsumers(jsm: JetStreamManager, names: BusNames): Promise<number> {
+  const { router } = names.partition ?? {};
+  const consumers = [
+    names.consumer,
+    ...(router ? [router.eventsConsumer, router.notificationsConsumer] : []),
+  ];
+  let delivered = 0;
+  for (const name of consumers) {
+    delivered = Math.max(delivered, await restartConsumer(jsm, names.stream, name));
+  }
+  return delivered;
+}
+
+/** What `stop` and `abandon` close. */
+interface Parts {
+  readonly runtime: CallRuntime<MessageAck>;
+  readonly store: SnapshotStore;
+  readonly outbox: Outbox;
+  readonly ownership: Ownership;
+  readonly consumption: Consumption;
+  readonly stopping: AbortController;
+  readonly pipeline: Pipeline;
+  readonly watch: BusWatch;
+  readonly mark: PublicationMark;
+}
+
+/** Where this instance's events arrive: `<prefix>.events.`, or its partition's copies of them. */
 function decodeSubjects(names: BusNames): DecodeSubjects {
   const events = `${names.prefix}.events.`;
-  const own = names.partition ? [`${events}${names.partition.index}.`] : [];
-  return { notifications: names.notificationsSubject, eventPrefixes: [...own, events] };
+  return {
+    notifications: names.notificationsSubject,
+    eventPrefixes: [events],
+    ...(names.partition && {
+      partitioned: { kept: `${names.prefix}.partition.`, published: events },
+    }),
+  };
 }

@@ -37,11 +37,11 @@ describe('bus names with partitions', () => {
     expect(busNames('call', 'graph.notifications', { count: 3, index: 0 })).toMatchObject({
       consumer: 'callgate-call-p0',
       partition: {
-        eventsFilter: 'call.events.0.*',
+        eventsFilter: 'call.partition.0.*',
         keyPrefix: 'p0.',
         router: {
           eventsConsumer: 'callgate-call-router',
-          eventsFilter: 'call.events.*',
+          eventsFilter: 'call.events.>',
           notificationsConsumer: 'callgate-call-notifications',
         },
       },

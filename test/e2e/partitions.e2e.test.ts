@@ -159,7 +159,7 @@ describe('the partition function', () => {
     const nc = await connect({ servers: mapped.url });
     try {
       const jsm = await jetstreamManager(nc);
-      await jsm.streams.add({ name: 'pt', subjects: ['pt.events.>'] });
+      await jsm.streams.add({ name: 'pt', subjects: ['pt.events.>', 'pt.partition.>'] });
       const js = jetstream(nc);
       const callIds = Array.from({ length: 100 }, () => newCallId());
       for (const callId of callIds) await js.publish(`pt.events.${callId}`, 'x');

@@ -98,6 +98,7 @@ function setup(options: { tombstoneMemoryMs?: number; graphAnswers?: boolean } =
     reportInvalid: (_subject, _data, error) => invalid.push(error),
     publish: (record) => published.push(record),
     observe: () => {},
+    countLive: () => {},
     metrics,
     log: pino({ level: 'silent' }),
     retryMs: 20,

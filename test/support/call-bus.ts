@@ -4,7 +4,9 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { isFinalState } from '../../machines/states.js';
+import { SHARED_PARTITIONS } from '../../src/app/replicas.js';
 import { InvalidRecord, LifecycleRecord } from '../../src/contract/records.js';
+import { partitionOf } from '../../src/ownership/partition.js';
 import { eventually } from './eventually.js';
 
 /**
@@ -89,7 +91,7 @@ export async function openCallBus(natsUrl: string, prefix: string): Promise<Call
   });
   await nc.flush();
 
-  const names = { stream: `callgate-${prefix}`, consumer: `callgate-${prefix}` };
+  const names = { stream: `callgate-${prefix}` };
 
   const bus: CallBus = {
     prefix,
@@ -138,7 +140,10 @@ export async function openCallBus(natsUrl: string, prefix: string): Promise<Call
     },
     async storedState(callId) {
       const kv = await new Kvm(nc).open(`callgate-${prefix}-calls`);
-      const entry = await kv.get(callId);
+      // Unpartitioned (NATS 2.9), or in its partition (NATS 2.10+).
+      const entry =
+        (await kv.get(callId)) ??
+        (await kv.get(`p${partitionOf(callId, SHARED_PARTITIONS)}.${callId}`));
       return entry?.operation === 'PUT'
         ? entry.json<{ snapshot: { value: unknown } }>().snapshot.value
         : undefined;
@@ -153,9 +158,15 @@ export async function openCallBus(natsUrl: string, prefix: string): Promise<Call
       );
     },
     async consumerCounts() {
+      // Every durable consumer of the stream: one, or one per partition.
       const jsm = await jetstreamManager(nc);
-      const info = await jsm.consumers.info(names.stream, names.consumer);
-      return { pending: info.num_pending, unacknowledged: info.num_ack_pending };
+      let pending = 0;
+      let unacknowledged = 0;
+      for await (const info of jsm.consumers.list(names.stream)) {
+        pending += info.num_pending;
+        unacknowledged += info.num_ack_pending;
+      }
+      return { pending, unacknowledged };
     },
     close: () => nc.close(),
   };

@@ -1,0 +1,106 @@
+import { hostname } from 'node:os';
+import { StorageType } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Log } from '../log.js';
+import { Leases } from '../ownership/leases.js';
+import { partitionOf } from '../ownership/partition.js';
+import type { Metrics } from '../service/metrics.js';
+import type { ServiceOptions } from '../service/service.js';
+import { startService } from '../service/service.js';
+import { Shares } from '../service/shares.js';
+
+/**
+ * How many partitions identical replicas share the calls in (NATS 2.10+):
+ * a fair share for 1, 2, 3, 4 or 6 instances, and about one for 12.
+ */
+export const SHARED_PARTITIONS = 12;
+
+/** How long a partition handed to an instance that joined may finish its requests. */
+const HAND_OVER_MS = 2_000;
+
+/**
+ * How the calls are laid out for the server at hand. NATS 2.10 and newer
+ * partition events as the stream stores them (a subject transform), so the
+ * calls are split in {@link SHARED_PARTITIONS} partitions that the replicas
+ * share. NATS 2.9 has no transforms: one partition, all calls, held by one
+ * instance at a time (the others wait to take over).
+ */
+export function layoutFor(serverVersion: string | undefined): {
+  count: number;
+  transform: boolean;
+} {
+  const [major = 0, minor = 0] = (serverVersion ?? '').split('.').map(Number);
+  const transforms = major > 2 || (major === 2 && minor >= 10);
+  return transforms
+    ? { count: SHARED_PARTITIONS, transform: true }
+    : { count: 1, transform: false };
+}
+
+/** A member id unique to this process: the host, the process id and a random part. */
+export function memberId(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .slice(0, 40);
+  return `${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export interface ReplicasOptions {
+  readonly nc: NatsConnection;
+  readonly subjectPrefix: string;
+  readonly replicas: number;
+  readonly metrics: Metrics;
+  readonly log: Log;
+}
+
+/** The leases of this instance's share, in the bucket `callgate-<prefix>-owners`. */
+export async function openLeases(options: ReplicasOptions, plan: () => void): Promise<Leases> {
+  const { nc, log } = options;
+  const kv = await new Kvm(nc).create(`callgate-${options.subjectPrefix}-owners`, {
+    history: 1,
+    storage: StorageType.File,
+    replicas: options.replicas,
+  });
+  return new Leases({
+    kv,
+    me: memberId(),
+    count: layoutFor(nc.info?.version).count,
+    onChange: plan,
+    onError: (error, what) => log.warn({ err: error }, `${what} failed`),
+  });
+}
+
+/**
+ * This instance's share of the calls: a service per partition it holds,
+ * started with `service` (everything but the partition) and fenced by the
+ * partition's lease.
+ */
+export function sharesOf(
+  leases: Leases,
+  service: Omit<ServiceOptions, 'partitions'>,
+  options: ReplicasOptions,
+): Shares {
+  const { count, transform } = layoutFor(options.nc.info?.version);
+  const shares: Shares = new Shares({
+    leases,
+    handOverMs: HAND_OVER_MS,
+    metrics: options.metrics,
+    log: options.log,
+    start: (partition, takeover) =>
+      startService({
+        ...service,
+        ...(count > 1 && { partitions: { count, index: partition } }),
+        stream: { replicas: options.replicas, ...(transform && { transform: count }) },
+        bucketReplicas: options.replicas,
+        mayAct: () => leases.valid(partition),
+        takeover,
+        countLive: shares.liveCounter(partition),
+      }),
+  });
+  return shares;
+}
+
+/** Whether this instance may act on the call now: it holds its partition's lease. */
+export function mayActOn(leases: Leases): (callId: string) => boolean {
+  return (callId) => leases.valid(partitionOf(callId, leases.count));
+}
