@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { StorageType } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { whileTransient } from '../bus/transient.js';
 import type { Log } from '../log.js';
 import { Leases } from '../ownership/leases.js';
 import { partitionOf } from '../ownership/partition.js';
@@ -56,10 +57,14 @@ export interface ReplicasOptions {
 /** The leases of this instance's share, in the bucket `callgate-<prefix>-owners`. */
 export async function openLeases(options: ReplicasOptions, plan: () => void): Promise<Leases> {
   const { nc, log } = options;
-  const kv = await new Kvm(nc).create(`callgate-${options.subjectPrefix}-owners`, {
-    history: 1,
-    storage: StorageType.File,
-    replicas: options.replicas,
+  const kv = await whileTransient(async () => {
+    const bucket = await new Kvm(nc).create(`callgate-${options.subjectPrefix}-owners`, {
+      history: 1,
+      storage: StorageType.File,
+      replicas: options.replicas,
+    });
+    await bucket.get('member.none');
+    return bucket;
   });
   return new Leases({
     kv,
@@ -87,15 +92,17 @@ export function sharesOf(
     metrics: options.metrics,
     log: options.log,
     start: (partition, takeover) =>
-      startService({
-        ...service,
-        ...(count > 1 && { partitions: { count, index: partition } }),
-        stream: { replicas: options.replicas, ...(transform && { transform: count }) },
-        bucketReplicas: options.replicas,
-        mayAct: () => leases.valid(partition),
-        takeover,
-        countLive: shares.liveCounter(partition),
-      }),
+      whileTransient(() =>
+        startService({
+          ...service,
+          ...(count > 1 && { partitions: { count, index: partition } }),
+          stream: { replicas: options.replicas, ...(transform && { transform: count }) },
+          bucketReplicas: options.replicas,
+          mayAct: () => leases.valid(partition),
+          takeover,
+          countLive: shares.liveCounter(partition),
+        }),
+      ),
   });
   return shares;
 }

@@ -72,6 +72,10 @@ export class Leases {
   readonly #members = new Map<string, Member>();
   readonly #leases = new Map<number, Lease>();
   #validUntil = 0;
+  /** The last heartbeat stored, until the watch shows it: only then does it extend the fence. */
+  #unseenBeat: { readonly revision: number; readonly sentAt: number } | undefined;
+  /** The revision of this member's key the watch showed last. */
+  #seenOwn = 0;
   #timer: NodeJS.Timeout | undefined;
   #watch: (AsyncIterable<KvWatchEntry> & { stop(): void }) | undefined;
   #stopped = false;
@@ -197,6 +201,7 @@ export class Leases {
     const now = this.#now();
     if (entry.key.startsWith(MEMBER)) {
       const id = entry.key.slice(MEMBER.length);
+      if (id === this.me) this.#beatSeen(entry.revision);
       if (entry.operation !== 'PUT') this.#members.delete(id);
       else {
         const stored = entry.created.getTime() + CLOCK_MARGIN_MS;
@@ -227,11 +232,28 @@ export class Leases {
     }, this.#timing.heartbeatMs);
   }
 
-  /** One heartbeat: valid for the fence from when it was sent, once the server has it. */
+  /**
+   * One heartbeat. It extends the fence (from when it was sent) only once the
+   * watch has shown it: every lease change stored before it has then been
+   * seen too, so a member that wakes from a pause learns that another took
+   * its leases before its heartbeat makes them valid again.
+   */
   async #beat(): Promise<void> {
     const sentAt = this.#now();
-    await this.#kv.put(`${MEMBER}${this.me}`, JSON.stringify({ at: sentAt }));
-    this.#validUntil = Math.max(this.#validUntil, sentAt + this.#timing.fenceMs);
+    const revision = await this.#kv.put(`${MEMBER}${this.me}`, JSON.stringify({ at: sentAt }));
+    if (this.#unseenBeat === undefined || this.#unseenBeat.revision < revision) {
+      this.#unseenBeat = { revision, sentAt };
+    }
+    // The watch may have shown it before the reply came.
+    this.#beatSeen(this.#seenOwn);
+  }
+
+  #beatSeen(revision: number): void {
+    this.#seenOwn = Math.max(this.#seenOwn, revision);
+    const beat = this.#unseenBeat;
+    if (beat === undefined || revision < beat.revision) return;
+    this.#unseenBeat = undefined;
+    this.#validUntil = Math.max(this.#validUntil, beat.sentAt + this.#timing.fenceMs);
   }
 }
 

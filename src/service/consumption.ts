@@ -4,6 +4,12 @@ import type { InboundMessage } from './message-ack.js';
 
 /** Small slices: the event loop gets back to Graph's sockets between them. */
 const PULL_BATCH = 64;
+/**
+ * Each pull request lasts this long (its idle heartbeat half as long): a
+ * pull left with a consumer leader that died (a NATS node lost) is noticed
+ * and made again within seconds, not the client's default 30 s.
+ */
+const PULL_EXPIRES_MS = 5_000;
 
 /** Where each consumed message goes: this instance's own, and (partition 0) the ones to route. */
 export interface Handlers {
@@ -52,6 +58,6 @@ export class Consumption {
 
   async #consume(name: string, callback: (msg: InboundMessage) => void): Promise<ConsumerMessages> {
     const consumer = await this.#js.consumers.get(this.#names.stream, name);
-    return consumer.consume({ max_messages: PULL_BATCH, callback });
+    return consumer.consume({ max_messages: PULL_BATCH, expires: PULL_EXPIRES_MS, callback });
   }
 }

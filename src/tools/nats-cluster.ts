@@ -8,7 +8,7 @@ export interface NatsCluster {
   readonly nodes: readonly NatsServerProcess[];
   /** Every node's client URL, comma-separated (`NATS_URL`). */
   readonly url: string;
-  /** Resolves once JetStream answers through `url` (a meta leader is elected). */
+  /** Resolves once JetStream answers through every node (a meta leader is elected). */
   ready(timeoutMs?: number): Promise<void>;
   /** Stop every node and remove the stores. */
   dispose(): Promise<void>;
@@ -52,7 +52,10 @@ export async function startNatsCluster(
   return {
     nodes,
     url,
-    ready: (timeoutMs = 30_000) => jetStreamReady(url, timeoutMs),
+    // Each node answers JetStream requests (a meta leader is known to all).
+    ready: async (timeoutMs = 30_000) => {
+      for (const node of nodes) await jetStreamReady(node.url, timeoutMs);
+    },
     async dispose() {
       await Promise.all(nodes.map((node) => node.dispose()));
     },
