@@ -161,12 +161,13 @@ export class Leases {
 
   /**
    * Take the partition's lease: free, or held by a member that is gone.
-   * False when another member took it first.
+   * False when its holder is alive, or another member took it first.
    */
   async acquire(partition: number): Promise<boolean> {
     const key = this.#leaseKey(partition);
     const value = JSON.stringify({ owner: this.me });
     const held = this.#leases.get(partition);
+    if (held && held.owner !== this.me && this.isAlive(held.owner)) return false;
     try {
       const revision = held
         ? await this.#kv.update(key, value, held.revision)

@@ -7,7 +7,6 @@ import {
   isFinalRecord,
   newCallId,
   reject,
-  shape,
 } from '../support/call-bus.js';
 import { type CallgateProcess, startCallgate } from '../support/callgate-process.js';
 import { useE2e } from '../support/e2e.js';

@@ -248,3 +248,44 @@ describe('logging', () => {
     expect(logs.text()).not.toContain('secret-bearer-token');
   });
 });
+
+describe('an instance that no longer owns the call', () => {
+  it('never writes the request: it counts as not delivered, and Graph sees nothing', async () => {
+    const fenced = createGraphClient({
+      baseUrl: graph.url,
+      apiVersion: 'v1.0',
+      tokens: staticToken(TOKEN),
+      mayAct: () => false,
+    });
+    try {
+      const outcome = await fenced.reject(rejectRequest(), openSignal());
+
+      expect(outcome).toMatchObject({ status: null, maybeDelivered: false });
+      expect(graph.received()).toEqual([]);
+    } finally {
+      await fenced.close();
+    }
+  });
+
+  it('is asked with the call id when the request is about to be written', async () => {
+    const asked: string[] = [];
+    const owner = createGraphClient({
+      baseUrl: graph.url,
+      apiVersion: 'v1.0',
+      tokens: staticToken(TOKEN),
+      mayAct: (callId) => {
+        asked.push(callId);
+        return true;
+      },
+    });
+    try {
+      const request = rejectRequest();
+      await owner.reject(request, openSignal());
+
+      expect(asked).toEqual([request.callId]);
+      expect(graph.acceptedCount(request.callId)).toBe(1);
+    } finally {
+      await owner.close();
+    }
+  });
+});

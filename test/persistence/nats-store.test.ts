@@ -41,7 +41,7 @@ class Source implements CallSource {
   }
 }
 
-async function open(bucket = `calls-${++bucketNo}`) {
+async function open(bucket = `calls-${++bucketNo}`, mayWrite?: () => boolean) {
   const source = new Source();
   const outbox = createOutbox(() => {});
   const store = await openSnapshotStore(nc, {
@@ -49,6 +49,7 @@ async function open(bucket = `calls-${++bucketNo}`) {
     retentionMs: 60_000,
     source,
     defer: (send) => outbox.defer(send),
+    ...(mayWrite && { mayWrite }),
   });
   stores.push(store);
   return { store, bucket, source };
@@ -301,6 +302,26 @@ describe('snapshot store', () => {
     store.save('call-g', { done: write.done });
     expect((await write.result)?.message).toMatch(/call-g is no longer known/);
     await store.settled();
+  });
+});
+
+describe('a store whose instance no longer owns its calls', () => {
+  it('writes nothing while it may not: the write fails (and is retried by its caller), the mark is refused', async () => {
+    let owner = false;
+    const { store, bucket, source } = await open(undefined, () => owner);
+    source.set('call-f', 'ringing', [1]);
+    const refused = outcome();
+    store.save('call-f', { done: refused.done });
+    expect((await refused.result)?.message).toBe('this instance does not own the call now');
+    await expect(store.markPublished(5)).rejects.toThrow('does not own');
+    const kv = await new Kvm(nc).open(bucket);
+    expect(await kv.get('call-f')).toBeNull();
+
+    owner = true;
+    const stored = outcome();
+    store.save('call-f', { done: stored.done });
+    expect(await stored.result).toBeUndefined();
+    expect((await kv.get('call-f'))?.operation).toBe('PUT');
   });
 });
 
