@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { StorageType } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { busNames } from '../bus/jetstream.js';
 import { whileTransient } from '../bus/transient.js';
 import type { Log } from '../log.js';
 import { Leases } from '../ownership/leases.js';
@@ -58,7 +59,7 @@ export interface ReplicasOptions {
 export async function openLeases(options: ReplicasOptions, plan: () => void): Promise<Leases> {
   const { nc, log } = options;
   const kv = await whileTransient(async () => {
-    const bucket = await new Kvm(nc).create(`callgate-${options.subjectPrefix}-owners`, {
+    const bucket = await new Kvm(nc).create(busNames(options.subjectPrefix).owners, {
       history: 1,
       storage: StorageType.File,
       replicas: options.replicas,

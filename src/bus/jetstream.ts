@@ -40,6 +40,8 @@ export interface BusNames {
   /** The durable consumer of this instance's events (all of them, or its partition's). */
   readonly consumer: string;
   readonly bucket: string;
+  /** Where identical replicas keep their heartbeats and partition leases. */
+  readonly owners: string;
   readonly eventsSubject: string;
   readonly notificationsSubject: string;
   /** Set when the calls are partitioned over several instances (`PARTITIONS` > 1). */
@@ -56,6 +58,7 @@ export function busNames(
     stream: `callgate-${prefix}`,
     consumer: `callgate-${prefix}`,
     bucket: `callgate-${prefix}-calls`,
+    owners: `callgate-${prefix}-owners`,
     eventsSubject: `${prefix}.events.>`,
     notificationsSubject,
   };

@@ -28,6 +28,7 @@ describe('bus names with partitions', () => {
       stream: 'callgate-call',
       consumer: 'callgate-call',
       bucket: 'callgate-call-calls',
+      owners: 'callgate-call-owners',
       eventsSubject: 'call.events.>',
       notificationsSubject: 'graph.notifications',
     });

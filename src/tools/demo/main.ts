@@ -1,22 +1,14 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { busNames } from '../../bus/jetstream.js';
 import { createGraphEmulator } from '../emulator/emulator.js';
-import {
-  errorText,
-  findOrStartNats,
-  freePort,
-  INSTALL_HINT,
-  NatsUnavailableError,
-} from './nats.js';
+import { startInstances } from './instances.js';
+import { errorText, findOrStartNats, INSTALL_HINT, NatsUnavailableError } from './nats.js';
 import { type DemoOptions, parseDemoArgs, USAGE } from './options.js';
 import { MAX_SERVICE_LAG_MS, publishTraffic } from './publish.js';
 import { renderReport, summarize } from './report.js';
-import { removeBusObjects, startDemoService } from './service.js';
+import { type DemoService, removeBusObjects } from './service.js';
 import { outcomesOf, progress, trackLifecycle } from './tracker.js';
 import { DEMO_MIX, type DemoKind, planTraffic, sleep } from './traffic.js';
 
@@ -35,7 +27,9 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
   // A prefix of its own: nothing collides with other users of a shared server.
   const prefix = `demo${randomBytes(3).toString('hex')}`;
   const names = busNames(prefix, `${prefix}.graph.notifications`);
-  const nats = await findOrStartNats(process.env.NATS_URL || 'nats://127.0.0.1:4222', say);
+  const nats = await findOrStartNats(process.env.NATS_URL || 'nats://127.0.0.1:4222', say, {
+    cluster: opts.replicas > 1,
+  });
   cleanups.push(() => nats.close());
   cleanups.push(async () => {
     await removeBusObjects(nats.nc, names);
@@ -47,19 +41,20 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
   cleanups.push(() => emulator.close());
   say(`Graph emulator: ${emulator.url}`);
 
-  const logFile = join(mkdtempSync(join(tmpdir(), 'callgate-demo-')), 'service.log');
-  const httpPort = await freePort();
-  say(`service: starting callgate serve (subjects ${prefix}.*, HTTP on 127.0.0.1:${httpPort})`);
-  const service = await startDemoService({
+  const replicas = nats.nodes >= 3 ? 3 : 1;
+  say(
+    `service: starting ${opts.replicas > 1 ? `${opts.replicas} identical instances of ` : ''}callgate serve (subjects ${prefix}.*${opts.replicas > 1 ? `, STREAM_REPLICAS=${replicas}` : ''})`,
+  );
+  const { services, httpPort, logDir } = await startInstances({
+    count: opts.replicas,
     env: {
       NATS_URL: nats.url,
       GRAPH_BASE_URL: emulator.url,
       GRAPH_TOKEN: 'demo',
-      HTTP_PORT: String(httpPort),
-      HTTP_HOST: '127.0.0.1',
       ANSWER_TIMEOUT_MS: String(WINDOW_MS),
       SUBJECT_PREFIX: prefix,
       NOTIFICATIONS_SUBJECT: names.notificationsSubject,
+      STREAM_REPLICAS: String(replicas),
       LOG_LEVEL: 'warn',
       INSPECT: '0',
       // Graph's callback: the emulator signs its notifications, the service checks them.
@@ -67,15 +62,16 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
       WEBHOOK_OPENID_URL: emulator.openIdUrl,
       WEBHOOK_ISSUERS: emulator.issuer,
     },
-    httpPort,
-    logFile,
     signal,
+    started: (service) =>
+      cleanups.push(async () => {
+        const code = await service.stop();
+        say(`service stopped (exit code ${code}); its log: ${service.logFile}`);
+      }),
   });
-  cleanups.push(async () => {
-    const code = await service.stop();
-    say(`service stopped (exit code ${code}); its log: ${logFile}`);
-  });
-  say(`service: ready (answer window ${WINDOW_MS} ms, short so timed-out calls finish quickly)`);
+  say(
+    `service: ready (answer window ${WINDOW_MS} ms, short so timed-out calls finish quickly; logs in ${logDir})`,
+  );
 
   const calls = planTraffic(opts);
   const tracker = await trackLifecycle(nats.nc, prefix, new Set(calls.map((c) => c.callId)));
@@ -89,6 +85,7 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
   );
   say(`traffic: new calls wait while the service is over ${MAX_SERVICE_LAG_MS} ms behind`);
 
+  const halfway = killHalfway(services, (calls.length / opts.rate) * 500);
   const bar = progress(calls.length, 'calls');
   const ticker = setInterval(() => bar.update(tracker.finished), 200);
   const rejectPublished = new Map<string, number>();
@@ -121,6 +118,7 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
       await sleep(100);
     }
   } finally {
+    clearTimeout(halfway.timer);
     clearInterval(ticker);
     bar.update(tracker.finished);
     bar.stop();
@@ -138,9 +136,32 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
     windowMs: WINDOW_MS,
     publishMs: published.elapsedMs,
     heldBackMs: published.heldBackMs,
+    decidedTwice:
+      tracker.conflicting.size + calls.filter((c) => emulator.acceptedCount(c.callId) > 1).length,
+    ...(opts.replicas > 1 && { replicas: { count: opts.replicas, killed: halfway.what() } }),
   };
   const summary = summarize(input);
   return { code: summary.ok ? 0 : 1, report: renderReport(input, summary) };
+}
+
+/**
+ * With several instances, kill the last one (SIGKILL) `afterMs` into the
+ * traffic: the others take its calls over. Graph's notifications go to the
+ * first, which stays.
+ */
+function killHalfway(services: readonly DemoService[], afterMs: number) {
+  let what: string | undefined;
+  const victim = services.length > 1 ? services.at(-1) : undefined;
+  const started = performance.now();
+  const timer = victim
+    ? setTimeout(() => {
+        const at = ((performance.now() - started) / 1000).toFixed(1);
+        what = `instance ${services.length} killed (SIGKILL) ${at} s into the traffic`;
+        say(`service: ${what}; the others take its calls over`);
+        void victim.kill();
+      }, afterMs)
+    : undefined;
+  return { timer, what: () => what };
 }
 
 async function main(): Promise<number> {

@@ -1,5 +1,6 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { startNatsCluster } from '../nats-cluster.js';
 import {
   freePort,
   type NatsServerProcess,
@@ -15,6 +16,8 @@ export interface DemoNats {
   readonly url: string;
   /** True when the demo started this server itself. */
   readonly started: boolean;
+  /** Servers in the cluster the demo started (1 for one server, or one it found). */
+  readonly nodes: number;
   /** Close the connection; stop the server and remove its store if the demo started it. */
   close(): Promise<void>;
 }
@@ -54,11 +57,15 @@ async function connectWithJetStream(url: string): Promise<NatsConnection> {
  * private `nats-server` (`NATS_SERVER_BIN`, else the one on the PATH). Throws `NatsUnavailableError` with
  * both causes when neither works.
  */
-export async function findOrStartNats(url: string, say: (line: string) => void): Promise<DemoNats> {
+export async function findOrStartNats(
+  url: string,
+  say: (line: string) => void,
+  options: { cluster?: boolean } = {},
+): Promise<DemoNats> {
   try {
     const nc = await connectWithJetStream(url);
     say(`NATS: using ${url} (JetStream enabled)`);
-    return { nc, url, started: false, close: () => nc.close() };
+    return { nc, url, started: false, nodes: 1, close: () => nc.close() };
   } catch (error) {
     say(`NATS: nothing usable at ${url} (${errorText(error)}); starting its own nats-server`);
     const first = errorText(error);
@@ -70,6 +77,7 @@ export async function findOrStartNats(url: string, say: (line: string) => void):
     for (const binary of candidates) {
       let server: NatsServerProcess | undefined;
       try {
+        if (options.cluster) return await startCluster(binary, say);
         server = await startNatsServer({ binary });
         const own = server;
         const nc = await connectWithJetStream(own.url);
@@ -81,6 +89,7 @@ export async function findOrStartNats(url: string, say: (line: string) => void):
           nc,
           url: own.url,
           started: true,
+          nodes: 1,
           async close() {
             await nc.close().catch(() => {});
             await own.dispose();
@@ -97,6 +106,33 @@ export async function findOrStartNats(url: string, say: (line: string) => void):
     throw new NatsUnavailableError(
       `could not use NATS at ${url} (${first}), and could not start nats-server:\n  ${tried.join('\n  ')}`,
     );
+  }
+}
+
+/** Three servers of `binary` as one JetStream cluster on loopback. */
+async function startCluster(binary: string, say: (line: string) => void): Promise<DemoNats> {
+  const cluster = await startNatsCluster(3, { binary, name: `callgate-demo-${process.pid}` });
+  try {
+    await cluster.ready();
+    const nc = await connectWithJetStream(cluster.url);
+    process.once('exit', () => {
+      for (const node of cluster.nodes) if (node.pid) process.kill(node.pid, 'SIGKILL');
+    });
+    say(`NATS: started a three-node cluster of ${binary} on ${cluster.url}`);
+    return {
+      nc,
+      url: cluster.url,
+      started: true,
+      nodes: 3,
+      async close() {
+        await nc.close().catch(() => {});
+        await cluster.dispose();
+        say("NATS: stopped the demo's cluster and removed its stores");
+      },
+    };
+  } catch (error) {
+    await cluster.dispose();
+    throw error;
   }
 }
 

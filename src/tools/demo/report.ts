@@ -27,6 +27,10 @@ export interface ReportInput {
   /** How long publishing took, and how long new calls waited for the service. */
   readonly publishMs: number;
   readonly heldBackMs: number;
+  /** Calls decided twice: two different final records, or two rejects Graph accepted. */
+  readonly decidedTwice: number;
+  /** `--replicas`: the instances, and what happened to one of them halfway. */
+  readonly replicas?: { readonly count: number; readonly killed: string | undefined };
 }
 
 export interface Latency {
@@ -98,7 +102,7 @@ export function summarize(input: ReportInput): Summary {
     rejectLatency: latency(rejected.map((o) => o.rejectLatencyMs)),
     firstTryLatency: latency(firstTry.map((o) => o.rejectLatencyMs)),
     graphLatency: latency(firstTry.map((o) => o.graphLatencyMs)),
-    ok: lost === 0 && different === 0,
+    ok: lost === 0 && different === 0 && input.decidedTwice === 0,
   };
 }
 
@@ -143,7 +147,14 @@ export function renderReport(input: ReportInput, summary = summarize(input)): st
         : ''),
     `answer window: ${input.windowMs} ms (ANSWER_TIMEOUT_MS, short so timed-out calls finish quickly)`,
     '',
+    ...(input.replicas
+      ? [
+          `instances: ${input.replicas.count} identical replicas` +
+            (input.replicas.killed ? `; ${input.replicas.killed}` : ''),
+        ]
+      : []),
     `calls lost: ${summary.lost}`,
+    `calls decided twice: ${input.decidedTwice}`,
     `calls ended in another state than planned: ${summary.different}`,
   );
   const odd = input.outcomes.filter((o) => o.actual !== o.expected);

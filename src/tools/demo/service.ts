@@ -12,6 +12,8 @@ export interface DemoService {
   readonly logFile: string;
   /** SIGTERM, then wait for the exit (SIGKILL after `graceMs`); the exit code, or null. */
   stop(graceMs?: number): Promise<number | null>;
+  /** SIGKILL, and wait for the exit. */
+  kill(): Promise<void>;
 }
 
 /** As `npm start` and the Docker image run the service. */
@@ -71,6 +73,11 @@ export async function startDemoService(options: {
 
   const service: DemoService = {
     logFile: options.logFile,
+    async kill() {
+      if (exited(child) || spawnError) return;
+      child.kill('SIGKILL');
+      await exit;
+    },
     async stop(graceMs = 12_000) {
       if (exited(child) || spawnError) return child.exitCode;
       child.kill('SIGTERM');
@@ -106,10 +113,10 @@ export async function startDemoService(options: {
   );
 }
 
-/** Delete the stream and the KV bucket the service created, so nothing is left behind. */
+/** Delete the stream and the KV buckets the service created, so nothing is left behind. */
 export async function removeBusObjects(nc: NatsConnection, names: BusNames): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  for (const stream of [names.stream, `KV_${names.bucket}`]) {
+  for (const stream of [names.stream, `KV_${names.bucket}`, `KV_${names.owners}`]) {
     await jsm.streams.delete(stream).catch((error: unknown) => {
       // 10059: stream not found (the service never got that far).
       if (!(error instanceof JetStreamApiError && error.code === 10059)) throw error;

@@ -20,6 +20,8 @@ export interface Tracker {
   readonly refusedRejects: number;
   /** Records for call ids the demo did not plan (none expected). */
   readonly strangers: number;
+  /** Calls with final records of two different states (none expected). */
+  readonly conflicting: ReadonlySet<string>;
   stop(): void;
 }
 
@@ -34,6 +36,7 @@ export async function trackLifecycle(
 ): Promise<Tracker> {
   const finals = new Map<string, { state: string; receivedPerf: number }>();
   const counts = new Map<string, number>();
+  const conflicting = new Set<string>();
   let refusedRejects = 0;
   let strangers = 0;
   const sub: Subscription = nc.subscribe(`${prefix}.lifecycle.>`, {
@@ -57,9 +60,10 @@ export async function trackLifecycle(
         if (record.refused.type === 'call.reject') refusedRejects++;
         return;
       }
-      if (!NOT_FINAL.has(record.state) && !finals.has(record.callId)) {
-        finals.set(record.callId, { state: record.state, receivedPerf });
-      }
+      if (NOT_FINAL.has(record.state)) return;
+      const first = finals.get(record.callId);
+      if (!first) finals.set(record.callId, { state: record.state, receivedPerf });
+      else if (first.state !== record.state) conflicting.add(record.callId);
     },
   });
   await nc.flush();
@@ -73,6 +77,7 @@ export async function trackLifecycle(
     get refusedRejects() {
       return refusedRejects;
     },
+    conflicting,
     get strangers() {
       return strangers;
     },

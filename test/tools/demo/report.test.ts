@@ -31,6 +31,7 @@ const base = {
   windowMs: 4_000,
   publishMs: 5_020,
   heldBackMs: 0,
+  decidedTwice: 0,
 };
 
 describe('summarize and renderReport', () => {
@@ -76,6 +77,15 @@ describe('summarize and renderReport', () => {
     expect(text).toMatch(/p50\s+10 ms\s+p99\s+1010 ms\s+\(2 calls\)/);
     expect(text).toContain('Graph emulator answers: 202: 2, 429: 1');
     expect(text).toMatch(/^calls lost: 0$/m);
+    expect(text).toMatch(/^calls decided twice: 0$/m);
+  });
+
+  it('is not ok when a call was decided twice, and says how many', () => {
+    const summary = summarize({ ...base, outcomes, decidedTwice: 1 });
+    expect(summary.ok).toBe(false);
+    expect(renderReport({ ...base, outcomes, decidedTwice: 1 })).toMatch(
+      /^calls decided twice: 1$/m,
+    );
   });
 
   it('tells lost calls from calls that ended differently, and lists them', () => {

@@ -42,12 +42,10 @@ describe('planTraffic', () => {
 
 describe('parseDemoArgs', () => {
   it('has defaults for ~1,500 calls over ~5 s', () => {
-    expect(parseDemoArgs([])).toEqual({ calls: 1500, rate: 300, seed: 1 });
-    expect(parseDemoArgs(['--calls', '300', '--rate=100', '--seed', '0'])).toEqual({
-      calls: 300,
-      rate: 100,
-      seed: 0,
-    });
+    expect(parseDemoArgs([])).toEqual({ calls: 1500, rate: 300, seed: 1, replicas: 1 });
+    expect(
+      parseDemoArgs(['--calls', '300', '--rate=100', '--seed', '0', '--replicas', '3']),
+    ).toEqual({ calls: 300, rate: 100, seed: 0, replicas: 3 });
     expect(parseDemoArgs(['-h'])).toBe('help');
   });
 
@@ -56,5 +54,8 @@ describe('parseDemoArgs', () => {
     expect(() => parseDemoArgs(['--rate', '1.5'])).toThrow('--rate: must be a whole number ≥ 1');
     expect(() => parseDemoArgs(['--calls', ''])).toThrow('--calls');
     expect(() => parseDemoArgs(['--speed', '2'])).toThrow(/speed/);
+    expect(() => parseDemoArgs(['--replicas', '6'])).toThrow(
+      '--replicas: must be a whole number from 1 to 5 (got "6")',
+    );
   });
 });
