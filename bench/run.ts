@@ -24,6 +24,7 @@ const BENCHES: Record<string, () => Promise<Record<string, string | number>[]>> 
   e2e: async () => (await import('./e2e/e2e.js')).e2eBench(),
   webhook: async () => (await import('./webhook/webhook.js')).webhookBench(),
   partitions: async () => (await import('./e2e/partitions.js')).partitionsBench(),
+  replicas: async () => (await import('./e2e/replicas.js')).replicasBench(),
 };
 
 function table(rows: Record<string, string | number>[]): string {

@@ -108,7 +108,10 @@ export function buildApp(config: Config): App {
     };
     const graceMs = Math.min(config.shutdownTimeoutMs, 8_000);
     if (leases) {
-      const share = sharesOf(leases, options, replicas);
+      const share = sharesOf(leases, options, {
+        ...replicas,
+        onOwned: (description) => live.instance(description),
+      });
       shares = share;
       running = { isReady: () => share.isReady(), describe: () => share.description };
       await serve(() => share.start(), log);
@@ -119,6 +122,7 @@ export function buildApp(config: Config): App {
         log,
       );
       running = { isReady: () => one.isReady(), describe: () => one.ownership.description };
+      live.instance(one.ownership.description);
       stack.push('service', () => one.stop(graceMs));
     }
     intake.open(jetstream(connection.nc), isReady);

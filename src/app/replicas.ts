@@ -9,7 +9,7 @@ import { Leases } from '../ownership/leases.js';
 import { partitionOf } from '../ownership/partition.js';
 import type { Metrics } from '../service/metrics.js';
 import type { ServiceOptions } from '../service/service.js';
-import { startService } from '../service/service.js';
+import { IDLE_AWAKE, startService } from '../service/service.js';
 import { Shares } from '../service/shares.js';
 
 /**
@@ -84,12 +84,13 @@ export async function openLeases(options: ReplicasOptions, plan: () => void): Pr
 export function sharesOf(
   leases: Leases,
   service: Omit<ServiceOptions, 'partitions'>,
-  options: ReplicasOptions,
+  options: ReplicasOptions & { onOwned?: (description: string) => void },
 ): Shares {
   const { count, transform } = layoutFor(options.nc.info?.version);
   const shares: Shares = new Shares({
     leases,
     handOverMs: HAND_OVER_MS,
+    ...(options.onOwned && { onOwned: options.onOwned }),
     metrics: options.metrics,
     log: options.log,
     start: (partition, takeover) =>
@@ -100,6 +101,8 @@ export function sharesOf(
           stream: { replicas: options.replicas, ...(transform && { transform: count }) },
           bucketReplicas: options.replicas,
           mayAct: () => leases.valid(partition),
+          // The instance's awake actors, shared by the partitions it may hold.
+          idleAwake: Math.ceil(IDLE_AWAKE / count),
           takeover,
           countLive: shares.liveCounter(partition),
         }),

@@ -36,6 +36,8 @@ export interface LiveSnapshot {
   readonly counts: Record<StateName, number>;
   readonly recent: LifecycleRecord[];
   readonly latency: LatencySummary;
+  /** Which instance this is and what it owns (several instances share the calls). */
+  readonly instance?: string;
 }
 
 /** One event per lifecycle record: the record and what it changed. */
@@ -73,6 +75,8 @@ export interface LiveHubOptions {
 export interface LiveHub {
   /** Feed one lifecycle record (a transition or a refusal) with its facts. */
   record(record: LifecycleRecord, facts?: RecordFacts): void;
+  /** Which instance this is and what it owns now: sent to every page as an `instance` event. */
+  instance(description: string): void;
   snapshot(): LiveSnapshot;
   /** `GET /` (the page) and `GET /events` (server-sent events). */
   readonly routes: Readonly<Record<string, Route>>;
@@ -279,6 +283,7 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
   const now = options.now ?? Date.now;
   const view = new LiveView(options.recentLimit ?? 50, options.callLimit ?? 200);
   const stream = new EventStream(options.heartbeatMs ?? 15_000, options.maxClients ?? 32);
+  let instance: string | undefined;
   const allowed = (req: IncomingMessage) =>
     options.token === undefined || carries(req, options.token);
   return {
@@ -294,7 +299,11 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
       };
       stream.send('record', update);
     },
-    snapshot: () => view.snapshot(now()),
+    instance(description) {
+      instance = description;
+      stream.send('instance', { instance: description });
+    },
+    snapshot: () => ({ ...view.snapshot(now()), ...(instance !== undefined && { instance }) }),
     routes: {
       'GET /': (req, res) => {
         if (!allowed(req)) return unauthorized(res);
@@ -303,7 +312,8 @@ export function createLiveHub(options: LiveHubOptions = {}): LiveHub {
       },
       'GET /events': (req, res) => {
         if (!allowed(req)) return unauthorized(res);
-        stream.open(req, res, { event: 'snapshot', data: view.snapshot(now()) });
+        const data = { ...view.snapshot(now()), ...(instance !== undefined && { instance }) };
+        stream.open(req, res, { event: 'snapshot', data });
       },
     },
     get clientCount() {

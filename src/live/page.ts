@@ -16,6 +16,7 @@ h1 { font-size: 20px; margin: 0 0 12px; }
 h2 { font-size: 15px; margin: 20px 0 8px; }
 #status { font-size: 12px; padding: 2px 8px; border-radius: 10px; background: #fde68a; color: #111; }
 #status.up { background: #bbf7d0; }
+#instance { font-size: 12px; color: #555; }
 .counts { display: flex; flex-wrap: wrap; gap: 8px; }
 .count { min-width: 96px; padding: 8px 12px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg2); }
 .count b { display: block; font-size: 22px; font-variant-numeric: tabular-nums; }
@@ -164,10 +165,14 @@ function connect() {
     offset = s.now - Date.now();
     calls = new Map(s.calls.map(function (c) { return [c.callId, c]; }));
     recent = s.recent.slice(-RECENT);
+    $('instance').textContent = s.instance || '';
     renderCounts(s.counts);
     renderLatency(s.latency);
     renderCalls();
     renderRecent();
+  });
+  source.addEventListener('instance', function (e) {
+    $('instance').textContent = JSON.parse(e.data).instance;
   });
   source.addEventListener('record', function (e) {
     var u = JSON.parse(e.data);
@@ -209,7 +214,7 @@ export const LIVE_PAGE_HTML = `<!doctype html>
 <style>${STYLE}</style>
 </head>
 <body>
-<header><h1>callgate · live calls</h1><span id="status">connecting…</span></header>
+<header><h1>callgate · live calls</h1><span id="status">connecting…</span><span id="instance"></span></header>
 <section>
 <h2>Calls per state</h2>
 <div id="counts" class="counts"></div>

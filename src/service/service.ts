@@ -74,6 +74,11 @@ export interface ServiceOptions {
    * come at once (counted as redelivered).
    */
   readonly takeover?: boolean;
+  /**
+   * Waiting calls that keep a running actor (default 2,048): a service that
+   * holds one of several partitions gets its part of the instance's budget.
+   */
+  readonly idleAwake?: number;
   /** Told the number of live calls after each change (default: sets `callgate_live_calls`). */
   readonly countLive?: (live: number) => void;
   /** How often the stream, the consumer and the bucket are looked at (default 5 s). */
@@ -116,7 +121,7 @@ const ACK_WAIT_MS = 5_000;
  * usually follows its incoming within a second, and then finds its actor
  * awake instead of restoring it. The rest rest as snapshots of a few hundred bytes.
  */
-const IDLE_AWAKE = 2_048;
+export const IDLE_AWAKE = 2_048;
 const TOMBSTONE_MEMORY_MS = 120_000;
 
 /**
@@ -240,7 +245,7 @@ function runtimeFor(
     windowMs: options.answerTimeoutMs,
     control: options.control,
     log: options.log,
-    idleAwake: IDLE_AWAKE,
+    idleAwake: options.idleAwake ?? IDLE_AWAKE,
     tombstoneMemoryMs: Math.min(
       options.retentionMs,
       options.tombstoneMemoryMs ?? TOMBSTONE_MEMORY_MS,

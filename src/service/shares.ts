@@ -24,6 +24,8 @@ export interface SharesOptions {
   readonly handOverMs: number;
   readonly metrics: Metrics;
   readonly log: Log;
+  /** Told what this instance owns after each change (the live page). */
+  readonly onOwned?: (description: string) => void;
 }
 
 type Change = 'acquired' | 'tookOver' | 'handedOver' | 'lost';
@@ -212,6 +214,7 @@ export class Shares {
       handedOver: to(other, 'partition handed over'),
       lost: 'partition lost: another instance holds its lease (this one was cut off or paused)',
     };
+    this.#o.onOwned?.(this.description);
     const fields = { partition, instance: leases.me, ...(other && { other }) };
     if (change === 'lost') log.warn(fields, why[change]);
     else log.info(fields, why[change]);

@@ -148,6 +148,28 @@ describe('the live hub', () => {
     await eventually(() => live.clientCount === 0);
   });
 
+  it('names the instance and what it owns: in the snapshot, and to every page when it changes', async () => {
+    hub = createLiveHub({ heartbeatMs: 20 });
+    hub.instance('instance a: 4 of 12 partitions (0, 3, 6, 9)');
+    expect(hub.snapshot().instance).toBe('instance a: 4 of 12 partitions (0, 3, 6, 9)');
+    const { base } = await serve(hub);
+    const controller = new AbortController();
+    const reading = readEvents(`${base}/events`, 2, controller);
+    const live = hub;
+    await eventually(() => live.clientCount === 1);
+    live.instance('instance a: 6 of 12 partitions (0, 1, 3, 6, 9, 11)');
+    const [first, second] = await reading;
+    expect(first).toMatchObject({
+      event: 'snapshot',
+      data: { instance: 'instance a: 4 of 12 partitions (0, 3, 6, 9)' },
+    });
+    expect(second).toEqual({
+      event: 'instance',
+      data: { instance: 'instance a: 6 of 12 partitions (0, 1, 3, 6, 9, 11)' },
+    });
+    controller.abort();
+  });
+
   it('never writes record text into the page as HTML', () => {
     const script = /<script>([\s\S]*)<\/script>/.exec(LIVE_PAGE_HTML)?.[1] ?? '';
     expect(script).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
