@@ -114,3 +114,14 @@ describe('callgate serve on a JetStream with too little storage', () => {
     }
   });
 });
+
+describe('callgate serve with STREAM_REPLICAS=3 on a single nats-server', () => {
+  it('exits 1 with one line saying the server refused the replicas', async () => {
+    const service = await spawnCallgate({ ...e2e.env('e2er3', 5_000), STREAM_REPLICAS: '3' });
+    const exit = await service.exited;
+    expect(exit).toEqual({ code: 1, signal: null });
+    const lines = service.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^callgate serve: cannot set up .*: replicas > 1 not supported/);
+  });
+});
