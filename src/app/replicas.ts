@@ -8,6 +8,7 @@ import type { Log } from '../log.js';
 import { Leases } from '../ownership/leases.js';
 import { partitionOf } from '../ownership/partition.js';
 import type { Metrics } from '../service/metrics.js';
+import { MARK_GAP_MS } from '../service/publication-mark.js';
 import type { ServiceOptions } from '../service/service.js';
 import { IDLE_AWAKE, startService } from '../service/service.js';
 import { Shares } from '../service/shares.js';
@@ -103,6 +104,8 @@ export function sharesOf(
           mayAct: () => leases.valid(partition),
           // The instance's awake actors, shared by the partitions it may hold.
           idleAwake: Math.ceil(IDLE_AWAKE / count),
+          // One instance's marks at the rate of one service's.
+          markGapMs: MARK_GAP_MS * count,
           takeover,
           countLive: shares.liveCounter(partition),
         }),

@@ -4,8 +4,8 @@ import type { SnapshotStore } from '../persistence/store.js';
 /** What the mark needs from the snapshot store. */
 export type MarkStore = Pick<SnapshotStore, 'oldestUnpublished' | 'markPublished'>;
 
-/** Marks at most this often. */
-const MIN_GAP_MS = 50;
+/** Marks at most this often (by default). */
+export const MARK_GAP_MS = 50;
 
 /**
  * The time before which every value no message caused (a timeout, Graph's
@@ -28,17 +28,21 @@ export class PublicationMark {
   #dirty = false;
   #stopped = false;
 
-  constructor(flush: () => Promise<void>, store: MarkStore, log: Log) {
+  readonly #gapMs: number;
+
+  /** `gapMs`: at most one mark this often (a longer gap only sends more records again after a crash). */
+  constructor(flush: () => Promise<void>, store: MarkStore, log: Log, gapMs = MARK_GAP_MS) {
     this.#flush = flush;
     this.#store = store;
     this.#log = log;
+    this.#gapMs = gapMs;
   }
 
-  /** Records went out: mark soon (at once unless a mark was made in the last 50 ms). */
+  /** Records went out: mark soon (at once unless a mark was made within the gap). */
   published(): void {
     this.#dirty = true;
     if (this.#marking || this.#timer || this.#stopped) return;
-    const wait = Math.max(0, this.#lastAt + MIN_GAP_MS - Date.now());
+    const wait = Math.max(0, this.#lastAt + this.#gapMs - Date.now());
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       void this.#mark();

@@ -79,6 +79,11 @@ export interface ServiceOptions {
    * holds one of several partitions gets its part of the instance's budget.
    */
   readonly idleAwake?: number;
+  /**
+   * At most one publication mark this often (default 50 ms): the services
+   * of an instance's partitions share the rate of one.
+   */
+  readonly markGapMs?: number;
   /** Told the number of live calls after each change (default: sets `callgate_live_calls`). */
   readonly countLive?: (live: number) => void;
   /** How often the stream, the consumer and the bucket are looked at (default 5 s). */
@@ -159,7 +164,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ? ownsPartition(names.partition.index, names.partition.count)
     : ownsAll();
   const subjects = decodeSubjects(names);
-  const mark = new PublicationMark(() => nc.flush(), store, log);
+  const mark = new PublicationMark(() => nc.flush(), store, log, options.markGapMs);
   const js = jetstream(nc);
   const pipeline = new Pipeline({
     runtime,
