@@ -79,11 +79,11 @@ export function buildApp(config: Config): App {
     };
     // Identical replicas share the calls by partition leases; PARTITIONS > 1
     // keeps the hand-numbered partitions instead.
+    let shares: Shares | undefined;
     const leases =
       config.partitions.count > 1
         ? undefined
         : await serve(() => openLeases(replicas, () => void shares?.plan()), log);
-    let shares: Shares | undefined;
     const graph = createGraphClient({
       baseUrl: config.graph.baseUrl,
       apiVersion: config.graph.apiVersion,

@@ -87,7 +87,9 @@ export function sharesOf(
   service: Omit<ServiceOptions, 'partitions'>,
   options: ReplicasOptions & { onOwned?: (description: string) => void },
 ): Shares {
-  const { count, transform } = layoutFor(options.nc.info?.version);
+  // The layout the leases were opened with, whatever server this connection meets later.
+  const { count } = leases;
+  const transform = count > 1;
   const shares: Shares = new Shares({
     leases,
     handOverMs: HAND_OVER_MS,

@@ -7,6 +7,7 @@ import {
   RetentionPolicy,
   StorageType,
 } from '@nats-io/jetstream';
+import { whileTransient } from './transient.js';
 
 /** `PARTITIONS` and `PARTITION`: how many partitions, and which one this instance consumes. */
 export interface Partitioning {
@@ -142,11 +143,15 @@ export async function restartConsumer(
   if (info.num_ack_pending === 0) return delivered;
   const { config } = info;
   await jsm.consumers.delete(stream, name);
-  await jsm.consumers.add(stream, {
-    ...config,
-    deliver_policy: DeliverPolicy.StartSequence,
-    opt_start_seq: info.ack_floor.stream_seq + 1,
-  });
+  // Made again with the saved settings, however long a cluster takes: a
+  // consumer made by anyone else in between would replay the stream.
+  await whileTransient(() =>
+    jsm.consumers.add(stream, {
+      ...config,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: info.ack_floor.stream_seq + 1,
+    }),
+  );
   return delivered;
 }
 

@@ -28,8 +28,15 @@ const LEASE = 'lease.';
 
 interface Member {
   readonly revision: number;
-  /** When this instance last saw the member's heartbeat change (local clock). */
+  /** When this instance last saw the member's heartbeat change (monotonic clock). */
   readonly seenAt: number;
+  /**
+   * How many of this instance's own heartbeats it had seen come back when
+   * it saw this one (`-Infinity` for one found in the bucket at start-up).
+   */
+  readonly ownBeatsAt: number;
+  /** The member is handing its partitions over: plan without it, but do not take them. */
+  readonly leaving: boolean;
 }
 
 interface Lease {
@@ -44,7 +51,10 @@ export interface LeasesOptions {
   /** How many partitions the calls are split into. */
   readonly count: number;
   readonly timing?: LeaseTiming;
+  /** A monotonic clock in ms (default `performance.now`): the fence and the waits. */
   readonly now?: () => number;
+  /** The wall clock (default `Date.now`): to date heartbeats found in the bucket at start-up. */
+  readonly wallNow?: () => number;
   /** A member or a lease changed: the assignment may have to change. */
   readonly onChange: () => void;
   /** A heartbeat or the watch failed (logged; the heartbeat goes on). */
@@ -68,6 +78,7 @@ export class Leases {
   readonly #kv: KV;
   readonly #timing: LeaseTiming;
   readonly #now: () => number;
+  readonly #wallNow: () => number;
   readonly #o: LeasesOptions;
   readonly #members = new Map<string, Member>();
   readonly #leases = new Map<number, Lease>();
@@ -76,6 +87,9 @@ export class Leases {
   #unseenBeat: { readonly revision: number; readonly sentAt: number } | undefined;
   /** The revision of this member's key the watch showed last. */
   #seenOwn = 0;
+  /** This member's heartbeats the watch has shown since it started. */
+  #ownBeats = 0;
+  #leaving = false;
   #timer: NodeJS.Timeout | undefined;
   #watch: (AsyncIterable<KvWatchEntry> & { stop(): void }) | undefined;
   #stopped = false;
@@ -86,7 +100,8 @@ export class Leases {
     this.count = options.count;
     this.#kv = options.kv;
     this.#timing = options.timing ?? LEASE_TIMING;
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? (() => performance.now());
+    this.#wallNow = options.wallNow ?? Date.now;
   }
 
   /** Say this member is alive, read every member and lease, and keep both up to date. */
@@ -95,8 +110,10 @@ export class Leases {
     const watch = await this.#kv.watch({ key: '>' });
     this.#watch = watch;
     let synced!: () => void;
-    const ready = new Promise<void>((resolve) => {
+    let failed!: (error: unknown) => void;
+    const ready = new Promise<void>((resolve, reject) => {
       synced = resolve;
+      failed = reject;
     });
     void (async () => {
       for await (const entry of watch) {
@@ -104,7 +121,15 @@ export class Leases {
         if (entry.isUpdate || !entry.delta) synced();
         if (entry.isUpdate) this.#o.onChange();
       }
-    })().catch((error: unknown) => this.#o.onError(error, 'watching the leases'));
+      throw new Error('the watch of the leases ended');
+    })().catch((error: unknown) => {
+      if (this.#stopped) return;
+      // Blind to the others: stop the heartbeat, so that they take over
+      // once its partitions' fence has lapsed here.
+      failed(error);
+      this.stop();
+      this.#o.onError(error, 'watching the leases');
+    });
     await ready;
     this.#schedule();
   }
@@ -116,8 +141,19 @@ export class Leases {
     this.#watch?.stop();
   }
 
-  /** Tell the others this member is going: its key goes, and they plan without it. */
+  /**
+   * Tell the others this member is going: they plan without it (and take
+   * its partitions as it gives them up), but do not take them over while
+   * its heartbeat goes on.
+   */
+  async beginLeaving(): Promise<void> {
+    this.#leaving = true;
+    await this.#beat();
+  }
+
+  /** The last step of leaving, after every lease is given up: the heartbeat stops and its key goes. */
   async leave(): Promise<void> {
+    this.stop();
     await this.#kv.delete(`${MEMBER}${this.me}`);
   }
 
@@ -132,14 +168,27 @@ export class Leases {
    * alive, and acts only while {@link valid} says so.
    */
   liveMembers(): string[] {
-    const live = [...this.#members.keys()].filter((id) => id !== this.me && this.isAlive(id));
-    return [...live, this.me].sort();
+    const live = [...this.#members]
+      .filter(([id, m]) => id !== this.me && !m.leaving && this.isAlive(id))
+      .map(([id]) => id);
+    return (this.#leaving ? live : [...live, this.me]).sort();
   }
 
+  /**
+   * Whether the member's heartbeat is fresh. One seen change is stale after
+   * `deadMs` and only once this member has seen its own heartbeats come back
+   * that many times since (`deadMs / heartbeatMs`): a member whose own view
+   * was stalled (a pause, a bucket without a leader) does not judge the
+   * others dead before it has caught up with their heartbeats.
+   */
   isAlive(member: string): boolean {
     if (member === this.me) return this.alive;
     const seen = this.#members.get(member);
-    return seen !== undefined && this.#now() - seen.seenAt <= this.#timing.deadMs;
+    if (seen === undefined) return false;
+    const beats = this.#timing.deadMs / this.#timing.heartbeatMs;
+    return (
+      this.#now() - seen.seenAt <= this.#timing.deadMs || this.#ownBeats - seen.ownBeatsAt < beats
+    );
   }
 
   /** Members whose heartbeat stopped long ago: their keys can go. */
@@ -167,6 +216,8 @@ export class Leases {
     const key = this.#leaseKey(partition);
     const value = JSON.stringify({ owner: this.me });
     const held = this.#leases.get(partition);
+    // Only with a current view of the others (its own heartbeat came back).
+    if (!this.alive) return false;
     if (held && held.owner !== this.me && this.isAlive(held.owner)) return false;
     try {
       const revision = held
@@ -183,8 +234,8 @@ export class Leases {
   async release(partition: number): Promise<void> {
     const held = this.#leases.get(partition);
     if (held?.owner !== this.me) return;
-    this.#leases.delete(partition);
     await this.#kv.delete(this.#leaseKey(partition), { previousSeq: held.revision });
+    if (this.#leases.get(partition) === held) this.#leases.delete(partition);
   }
 
   /** Remove a member that is gone (only if it has not come back since). */
@@ -205,9 +256,16 @@ export class Leases {
       if (id === this.me) this.#beatSeen(entry.revision);
       if (entry.operation !== 'PUT') this.#members.delete(id);
       else {
-        const stored = entry.created.getTime() + CLOCK_MARGIN_MS;
-        const seenAt = entry.isUpdate ? now : Math.min(now, stored);
-        this.#members.set(id, { revision: entry.revision, seenAt });
+        // Found at start-up: dated by when the server stored it.
+        const age = this.#wallNow() - (entry.created.getTime() + CLOCK_MARGIN_MS);
+        const seenAt = entry.isUpdate ? now : now - Math.max(0, age);
+        const ownBeatsAt = entry.isUpdate ? this.#ownBeats : Number.NEGATIVE_INFINITY;
+        this.#members.set(id, {
+          revision: entry.revision,
+          seenAt,
+          ownBeatsAt,
+          leaving: leaving(entry),
+        });
       }
       return;
     }
@@ -241,7 +299,8 @@ export class Leases {
    */
   async #beat(): Promise<void> {
     const sentAt = this.#now();
-    const revision = await this.#kv.put(`${MEMBER}${this.me}`, JSON.stringify({ at: sentAt }));
+    const value = JSON.stringify({ at: this.#wallNow(), ...(this.#leaving && { leaving: true }) });
+    const revision = await this.#kv.put(`${MEMBER}${this.me}`, value);
     if (this.#unseenBeat === undefined || this.#unseenBeat.revision < revision) {
       this.#unseenBeat = { revision, sentAt };
     }
@@ -254,7 +313,16 @@ export class Leases {
     const beat = this.#unseenBeat;
     if (beat === undefined || revision < beat.revision) return;
     this.#unseenBeat = undefined;
+    this.#ownBeats++;
     this.#validUntil = Math.max(this.#validUntil, beat.sentAt + this.#timing.fenceMs);
+  }
+}
+
+function leaving(entry: KvWatchEntry): boolean {
+  try {
+    return entry.json<{ leaving?: unknown }>().leaving === true;
+  } catch {
+    return false;
   }
 }
 

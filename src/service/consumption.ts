@@ -33,13 +33,22 @@ export class Consumption {
     this.#handlers = handlers;
   }
 
+  /** Consume every consumer; when one cannot be, the others started are closed again. */
   async start(): Promise<void> {
     const { consumer, partition } = this.#names;
-    const subscriptions = [await this.#consume(consumer, this.#handlers.own)];
     const { route } = this.#handlers;
+    const wanted: Array<[string, (msg: InboundMessage) => void]> = [[consumer, this.#handlers.own]];
     if (partition?.router && route) {
-      subscriptions.push(await this.#consume(partition.router.eventsConsumer, route));
-      subscriptions.push(await this.#consume(partition.router.notificationsConsumer, route));
+      wanted.push([partition.router.eventsConsumer, route]);
+      wanted.push([partition.router.notificationsConsumer, route]);
+    }
+    const subscriptions: ConsumerMessages[] = [];
+    try {
+      for (const [name, callback] of wanted)
+        subscriptions.push(await this.#consume(name, callback));
+    } catch (error) {
+      await Promise.all(subscriptions.map((messages) => messages.close()));
+      throw error;
     }
     this.#subscriptions = subscriptions;
   }

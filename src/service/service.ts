@@ -191,9 +191,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }),
   });
   const keySubject = `$KV.${names.bucket}.${names.partition?.keyPrefix ?? ''}`;
-  await restore({ store, runtime, pipeline, keySubject, reportInvalid, metrics, log, countLive });
-
-  await ownership.acquire();
   const consumption = new Consumption(js, names, {
     own: (msg) => pipeline.handle(msg),
     route: names.partition?.router
@@ -209,13 +206,25 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         })
       : undefined,
   });
-  await consumption.start();
+  try {
+    await restore({ store, runtime, pipeline, keySubject, reportInvalid, metrics, log, countLive });
+    await ownership.acquire();
+    await consumption.start();
+  } catch (error) {
+    // Nothing of a service that did not start keeps running.
+    pipeline.close();
+    runtime.stop();
+    store.close();
+    throw error;
+  }
   const stopping = new AbortController();
   void resend(runtime, stopping.signal, log);
   const watch = new BusWatch({
     jsm,
     names,
     ackWaitMs: ACK_WAIT_MS,
+    ...(options.stream && { stream: options.stream }),
+    ...(options.mayAct && { mayAct: options.mayAct }),
     store,
     consumption,
     metrics,
@@ -336,18 +345,18 @@ async function abandon(parts: Parts): Promise<void> {
   await parts.ownership.release();
 }
 
-/** The consumers of a service taken over from an instance that died, made again (see `restartConsumer`). */
+/**
+ * The consumers of a service taken over from an instance that died, made
+ * again (see `restartConsumer`); returns what its own consumer had
+ * delivered (the router's copies are applied through that one).
+ */
 async function restartConsumers(jsm: JetStreamManager, names: BusNames): Promise<number> {
   const { router } = names.partition ?? {};
-  const consumers = [
-    names.consumer,
-    ...(router ? [router.eventsConsumer, router.notificationsConsumer] : []),
-  ];
-  let delivered = 0;
-  for (const name of consumers) {
-    delivered = Math.max(delivered, await restartConsumer(jsm, names.stream, name));
+  if (router) {
+    await restartConsumer(jsm, names.stream, router.eventsConsumer);
+    await restartConsumer(jsm, names.stream, router.notificationsConsumer);
   }
-  return delivered;
+  return restartConsumer(jsm, names.stream, names.consumer);
 }
 
 /** What `stop` and `abandon` close. */

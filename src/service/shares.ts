@@ -30,6 +30,9 @@ export interface SharesOptions {
 
 type Change = 'acquired' | 'tookOver' | 'handedOver' | 'lost';
 
+/** A partition that could not start is not tried again here for this long. */
+const FAILED_START_WAIT_MS = 10_000;
+
 /**
  * This instance's share of the calls among identical replicas: it holds the
  * leases of the partitions the assignment gives it, runs a service for
@@ -42,6 +45,8 @@ type Change = 'acquired' | 'tookOver' | 'handedOver' | 'lost';
 export class Shares {
   readonly #o: SharesOptions;
   readonly #running = new Map<number, PartitionService>();
+  /** Partitions whose start failed, not tried again before this time (monotonic ms). */
+  readonly #failedUntil = new Map<number, number>();
   /** Live calls per running partition: `callgate_live_calls` is their sum. */
   readonly #live = new Map<number, number>();
   #planning: Promise<void> | undefined;
@@ -60,8 +65,8 @@ export class Shares {
    * a consumer or the bucket cannot be made.
    */
   async start(): Promise<void> {
-    await this.#o.leases.start();
     try {
+      await this.#o.leases.start();
       await this.#planOnce(true);
     } catch (error) {
       await this.stop(0);
@@ -130,14 +135,20 @@ export class Shares {
     return this.#planning;
   }
 
-  /** Leave: the others are told first, then each partition is stopped and its lease given up. */
+  /**
+   * Leave: the others are told first (they plan without this instance but
+   * take nothing from it while its heartbeat goes on), then each partition
+   * is stopped and its lease given up, and last the heartbeat stops.
+   */
   async stop(graceMs: number): Promise<void> {
     this.#stopped = true;
     const { leases, log } = this.#o;
     await this.#planning;
-    await leases.leave().catch((error: unknown) => log.warn({ err: error }, 'could not leave'));
+    await leases.beginLeaving().catch((error: unknown) => {
+      log.warn({ err: error }, 'could not tell the other instances it is leaving');
+    });
     await Promise.all(this.owned.map((partition) => this.#handOver(partition, graceMs)));
-    leases.stop();
+    await leases.leave().catch((error: unknown) => log.warn({ err: error }, 'could not leave'));
   }
 
   /** One plan; `strict`: a partition that cannot start fails the plan (at start-up). */
@@ -154,8 +165,14 @@ export class Shares {
       }
     }
     for (const [partition, assigned] of target) {
-      if (assigned !== leases.me || this.#running.has(partition)) continue;
+      if (this.#running.has(partition)) continue;
       const owner = leases.ownerOf(partition);
+      if (assigned !== leases.me) {
+        // A lease whose release failed: given up again.
+        if (owner === leases.me) actions.push(leases.release(partition).catch(() => {}));
+        continue;
+      }
+      if ((this.#failedUntil.get(partition) ?? 0) > performance.now()) continue;
       if (owner === undefined || owner === leases.me || !leases.isAlive(owner)) {
         actions.push(this.#take(partition, owner, strict));
       }
@@ -180,6 +197,7 @@ export class Shares {
     } catch (error) {
       await leases.release(partition).catch(() => {});
       if (strict) throw error;
+      this.#failedUntil.set(partition, performance.now() + FAILED_START_WAIT_MS);
       log.error({ err: error, partition }, 'could not start a partition: its lease is given up');
     }
   }

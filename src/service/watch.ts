@@ -1,5 +1,10 @@
 import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream';
-import { type BusNames, ensureStreamAndConsumer, isNotFound } from '../bus/jetstream.js';
+import {
+  type BusNames,
+  ensureStreamAndConsumer,
+  isNotFound,
+  type StreamOptions,
+} from '../bus/jetstream.js';
 import type { Log } from '../log.js';
 import type { SnapshotStore } from '../persistence/store.js';
 import type { Metrics } from './metrics.js';
@@ -8,6 +13,10 @@ export interface BusWatchOptions {
   readonly jsm: JetStreamManager;
   readonly names: BusNames;
   readonly ackWaitMs: number;
+  /** How the stream is made again (its replicas and transform), as at start. */
+  readonly stream?: StreamOptions;
+  /** Repairs only while this instance may act on its calls (it holds their lease). */
+  readonly mayAct?: () => boolean;
   readonly store: SnapshotStore;
   /** Started again once a deleted consumer (or its stream) is made again. */
   readonly consumption: { restart(): Promise<void> };
@@ -81,12 +90,16 @@ export class BusWatch {
       (await this.#missing(() => jsm.streams.info(names.stream), 'stream')) ??
       (await this.#missing(() => jsm.consumers.info(names.stream, names.consumer), 'consumer'));
     if (missing === undefined) return true;
+    if (this.#o.mayAct && !this.#o.mayAct()) return true;
     this.#o.log.error(
       { [missing]: missing === 'stream' ? names.stream : names.consumer },
       `the ${missing} is gone: making it again`,
     );
     try {
-      await ensureStreamAndConsumer(jsm, names, { ackWaitMs: this.#o.ackWaitMs });
+      await ensureStreamAndConsumer(jsm, names, {
+        ...this.#o.stream,
+        ackWaitMs: this.#o.ackWaitMs,
+      });
       await this.#o.consumption.restart();
       this.#o.metrics.repairs.inc({ what: missing });
       return true;

@@ -95,6 +95,25 @@ describe('partition leases', () => {
     await eventually(() => !b.liveMembers().includes('a'));
   });
 
+  it('let a leaving member hand over: the others plan without it but take nothing from it', async () => {
+    const kv = await bucket();
+    const [a, b] = [await member(kv, 'a'), await member(kv, 'b')];
+    expect(await a.acquire(0)).toBe(true);
+    await eventually(() => b.ownerOf(0) === 'a');
+
+    await a.beginLeaving();
+    await eventually(() => b.liveMembers().join() === 'b');
+    expect(a.liveMembers()).toEqual(['b']);
+    expect(b.isAlive('a')).toBe(true);
+    expect(await b.acquire(0)).toBe(false);
+    expect(a.valid(0)).toBe(true);
+
+    await a.release(0);
+    await eventually(() => b.ownerOf(0) === undefined);
+    expect(await b.acquire(0)).toBe(true);
+    await a.leave();
+  });
+
   it('date a stale heartbeat found at start-up by when it was stored: no full wait to take over', async () => {
     const kv = await bucket();
     await kv.put('member.gone', JSON.stringify({ at: 0 }));
