@@ -121,6 +121,8 @@ export class Shares {
   /** Re-plan now (one plan at a time; a change during a plan plans again after it). */
   plan(): Promise<void> {
     if (this.#stopped || !this.#started) return Promise.resolve();
+    // Not behind a plan still starting partitions: a lease held elsewhere is dropped now.
+    this.#dropLost();
     if (this.#planning) {
       this.#again = true;
       return this.#planning;
@@ -156,11 +158,10 @@ export class Shares {
     const { leases } = this.#o;
     const target = assign(leases.count, leases.liveMembers());
     const actions: Promise<void>[] = [];
+    this.#dropLost();
     for (const partition of this.owned) {
-      const owner = leases.ownerOf(partition);
       const assigned = target.get(partition);
-      if (owner !== leases.me) actions.push(this.#lose(partition, owner));
-      else if (assigned !== undefined && assigned !== leases.me && leases.isAlive(assigned)) {
+      if (assigned !== undefined && assigned !== leases.me && leases.isAlive(assigned)) {
         actions.push(this.#handOver(partition, this.#o.handOverMs, assigned));
       }
     }
@@ -179,6 +180,15 @@ export class Shares {
     }
     await Promise.all(actions);
     for (const member of leases.longGone()) await leases.forget(member).catch(() => {});
+  }
+
+  /** Drop at once every partition whose lease another instance holds now. */
+  #dropLost(): void {
+    const { leases } = this.#o;
+    for (const partition of this.owned) {
+      const owner = leases.ownerOf(partition);
+      if (owner !== leases.me) void this.#lose(partition, owner);
+    }
   }
 
   async #take(partition: number, holder: string | undefined, strict: boolean): Promise<void> {
