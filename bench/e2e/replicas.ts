@@ -1,25 +1,19 @@
-import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { partitionOf } from '../../src/ownership/partition.js';
 import { type NatsCluster, startNatsCluster } from '../../src/tools/nats-cluster.js';
-import { createDriver } from './driver.js';
-import { type BenchNatsServer, freePort, startNatsServer } from './nats-server.js';
+import { type Instance, measureBurst, removeBus, startInstance } from './burst.js';
+import { type BenchNatsServer, startNatsServer } from './nats-server.js';
 import {
   abs,
-  type Child,
   checkBuilt,
-  cpuMs,
   type EmulatorHandle,
   httpGet,
-  ids,
-  machineBusyMs,
   num,
-  pipelineFlags,
   round,
   SERVICE_ENTRY,
   sleep,
-  startChild,
   startEmulator,
   until,
   waitForPosts,
@@ -58,35 +52,6 @@ const ONLY = process.env.REPL_ONLY;
 const progress = (text: string) =>
   process.stderr.write(`[replicas ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
 
-interface Instance {
-  readonly child: Child;
-  readonly base: string;
-}
-
-async function startInstance(
-  env: Record<string, string>,
-  entry = SERVICE_ENTRY,
-): Promise<Instance> {
-  const port = await freePort();
-  const child = startChild(process.execPath, [...pipelineFlags(), entry, 'serve'], {
-    ...env,
-    LOG_LEVEL: 'warn',
-    HTTP_PORT: String(port),
-    HTTP_HOST: '127.0.0.1',
-  });
-  const base = `http://127.0.0.1:${port}`;
-  await until(
-    'an instance to answer /readyz 200',
-    async () => {
-      if (!child.isRunning()) throw new Error(`an instance exited:\n${child.output()}`);
-      return (await httpGet(`${base}/readyz`, 1_000)).status === 200 ? true : undefined;
-    },
-    60_000,
-    20,
-  );
-  return { child, base };
-}
-
 function serviceEnv(url: string, emulator: EmulatorHandle, prefix: string, windowMs: number) {
   return {
     NATS_URL: url,
@@ -96,14 +61,6 @@ function serviceEnv(url: string, emulator: EmulatorHandle, prefix: string, windo
     GRAPH_TOKEN: 'bench-token',
     ANSWER_TIMEOUT_MS: String(windowMs),
   };
-}
-
-async function removeBus(nc: NatsConnection, prefix: string): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  for (const name of ['', '-calls', '-owners']) {
-    const stream = name === '' ? `callgate-${prefix}` : `KV_callgate-${prefix}${name}`;
-    await jsm.streams.delete(stream).catch(() => false);
-  }
 }
 
 /** Every instance's share is settled: each owns its fair share of the partitions. */
@@ -141,44 +98,25 @@ async function burstThroughput(
   for (let i = 0; i < count; i++) instances.push(await startInstance(env, entry));
   try {
     if (count > 1) await shared(instances);
-    const driver = createDriver(jetstream(nc), prefix);
-    await emulator.reset();
-    await driver.burst(ids('warm', WARMUP));
-    await driver.drain();
-    if ((await waitForPosts(emulator, WARMUP, 20_000)) < WARMUP) throw new Error('warm-up stalled');
-    await sleep(500);
-    await emulator.reset();
-    const { offsetMs } = await emulator.calibrate();
     progress(`${label}: ${count} instance(s), ${CALLS} calls at once`);
-    const cpu = () => ({
-      services: instances.map(({ child }) => cpuMs(child.pid)),
-      nats: cpuMs(nats.pid),
-      machine: machineBusyMs(),
-      at: performance.now(),
+    const burst = await measureBurst({
+      nats,
+      emulator,
+      nc,
+      prefix,
+      instances,
+      calls: CALLS,
+      warmup: WARMUP,
     });
-    const before = cpu();
-    const started = abs();
-    await driver.burst(ids('c', CALLS));
-    await driver.drain();
-    const posts = await waitForPosts(emulator, CALLS, 20_000);
-    const after = cpu();
-    const collected = await emulator.collect();
-    const span = (Math.max(...collected.receivedAbs.map((at) => at - offsetMs)) - started) / 1000;
-    const perInstance = after.services.map((ms, i) =>
-      round(((ms - (before.services[i] ?? 0)) * 1000) / CALLS),
-    );
     return {
       build: label,
       instances: count,
-      'POSTs received': posts,
-      'calls/s': round(CALLS / span),
-      'CPU µs/call, all instances': perInstance.reduce((a, b) => a + b, 0),
-      'CPU µs/call, each': perInstance.join(' / '),
-      'nats-server µs/call': round(((after.nats - before.nats) * 1000) / CALLS),
-      'machine busy (cores of 2)': round(
-        (after.machine - before.machine) / (after.at - before.at),
-        2,
-      ),
+      'POSTs received': burst.posts,
+      'calls/s': burst.callsPerSecond,
+      'CPU µs/call, all instances': burst.cpuPerCall.reduce((a, b) => a + b, 0),
+      'CPU µs/call, each': burst.cpuPerCall.join(' / '),
+      'nats-server µs/call': burst.natsPerCall,
+      'machine busy (cores of 2)': burst.busy,
     };
   } finally {
     await Promise.all(instances.map(({ child }) => child.stop()));

@@ -10,7 +10,7 @@ import { partitionOf } from '../ownership/partition.js';
 import type { Metrics } from '../service/metrics.js';
 import { MARK_GAP_MS } from '../service/publication-mark.js';
 import type { ServiceOptions } from '../service/service.js';
-import { IDLE_AWAKE, startService } from '../service/service.js';
+import { IDLE_AWAKE, startService, takeOverConsumers } from '../service/service.js';
 import { Shares } from '../service/shares.js';
 
 /**
@@ -23,21 +23,15 @@ export const SHARED_PARTITIONS = 12;
 const HAND_OVER_MS = 2_000;
 
 /**
- * How the calls are laid out for the server at hand. NATS 2.10 and newer
- * partition events as the stream stores them (a subject transform), so the
- * calls are split in {@link SHARED_PARTITIONS} partitions that the replicas
- * share. NATS 2.9 has no transforms: one partition, all calls, held by one
+ * How many partitions the calls are split into for the server at hand.
+ * NATS 2.10 and newer partition events as the stream stores them (a subject
+ * transform), so the replicas share {@link SHARED_PARTITIONS} partitions.
+ * NATS 2.9 has no transforms: one partition, all calls, held by one
  * instance at a time (the others wait to take over).
  */
-export function layoutFor(serverVersion: string | undefined): {
-  count: number;
-  transform: boolean;
-} {
+export function partitionsFor(serverVersion: string | undefined): number {
   const [major = 0, minor = 0] = (serverVersion ?? '').split('.').map(Number);
-  const transforms = major > 2 || (major === 2 && minor >= 10);
-  return transforms
-    ? { count: SHARED_PARTITIONS, transform: true }
-    : { count: 1, transform: false };
+  return major > 2 || (major === 2 && minor >= 10) ? SHARED_PARTITIONS : 1;
 }
 
 /** A member id unique to this process: the host, the process id and a random part. */
@@ -65,13 +59,14 @@ export async function openLeases(options: ReplicasOptions, plan: () => void): Pr
       storage: StorageType.File,
       replicas: options.replicas,
     });
+    // A read answers only once the bucket has a leader (a cluster elects one).
     await bucket.get('member.none');
     return bucket;
   });
   return new Leases({
     kv,
     me: memberId(),
-    count: layoutFor(nc.info?.version).count,
+    count: partitionsFor(nc.info?.version),
     onChange: plan,
     onError: (error, what) => log.warn({ err: error }, `${what} failed`),
   });
@@ -89,29 +84,30 @@ export function sharesOf(
 ): Shares {
   // The layout the leases were opened with, whatever server this connection meets later.
   const { count } = leases;
-  const transform = count > 1;
   const shares: Shares = new Shares({
     leases,
     handOverMs: HAND_OVER_MS,
     ...(options.onOwned && { onOwned: options.onOwned }),
     metrics: options.metrics,
     log: options.log,
-    start: (partition, takeover) =>
-      whileTransient(() =>
-        startService({
-          ...service,
-          ...(count > 1 && { partitions: { count, index: partition } }),
-          stream: { replicas: options.replicas, ...(transform && { transform: count }) },
-          bucketReplicas: options.replicas,
-          mayAct: () => leases.valid(partition),
-          // The instance's awake actors, shared by the partitions it may hold.
-          idleAwake: Math.ceil(IDLE_AWAKE / count),
-          // One instance's marks at the rate of one service's.
-          markGapMs: MARK_GAP_MS * count,
-          takeover,
-          countLive: shares.liveCounter(partition),
-        }),
-      ),
+    start: async (partition, takeover) => {
+      const own: ServiceOptions = {
+        ...service,
+        ...(count > 1 && { partitions: { count, index: partition } }),
+        stream: { replicas: options.replicas, ...(count > 1 && { transform: count }) },
+        bucketReplicas: options.replicas,
+        mayAct: () => leases.valid(partition),
+        // The instance's awake actors, shared by the partitions it may hold.
+        idleAwake: Math.ceil(IDLE_AWAKE / count),
+        // One instance's marks at the rate of one service's.
+        markGapMs: MARK_GAP_MS * count,
+        countLive: shares.liveCounter(partition),
+      };
+      const redeliveredUpTo = takeover
+        ? await whileTransient(() => takeOverConsumers(service.nc, own))
+        : 0;
+      return whileTransient(() => startService({ ...own, redeliveredUpTo }));
+    },
   });
   return shares;
 }

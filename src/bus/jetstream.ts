@@ -94,9 +94,8 @@ export function partitionSubject(prefix: string, partition: number, callId: stri
  * only when publishers put canonical call ids in subjects.
  */
 export function partitionMapping(prefix: string, count: number): Record<string, string> {
-  return {
-    [`${prefix}.events.*`]: `${prefix}.partition.{{partition(${count},1)}}.{{wildcard(1)}}`,
-  };
+  const { src, dest } = partitionTransform(prefix, count);
+  return { [src]: dest };
 }
 
 const NANOS_PER_MS = 1_000_000;
@@ -115,8 +114,10 @@ export interface StreamOptions {
 
 /** The stream's subject transform for `count` partitions (NATS 2.10+). */
 export function partitionTransform(prefix: string, count: number): { src: string; dest: string } {
-  const [src, dest] = Object.entries(partitionMapping(prefix, count))[0] ?? ['', ''];
-  return { src, dest };
+  return {
+    src: `${prefix}.events.*`,
+    dest: `${prefix}.partition.{{partition(${count},1)}}.{{wildcard(1)}}`,
+  };
 }
 
 /**

@@ -23,8 +23,9 @@ export function assign(count: number, members: readonly string[]): Map<number, s
     return taken < base || (taken === base && extra > 0);
   };
   for (let partition = 0; partition < count; partition++) {
+    const ranks = new Map(members.map((member) => [member, rank(partition, member)]));
     const ranked = [...members].sort(
-      (a, b) => rank(partition, b) - rank(partition, a) || (a < b ? -1 : 1),
+      (a, b) => (ranks.get(b) ?? 0) - (ranks.get(a) ?? 0) || (a < b ? -1 : 1),
     );
     const owner = ranked.find(room) ?? ranked[0];
     if (owner === undefined) continue;

@@ -264,7 +264,7 @@ export class Leases {
           revision: entry.revision,
           seenAt,
           ownBeatsAt,
-          leaving: leaving(entry),
+          leaving: fieldsOf(entry).leaving === true,
         });
       }
       return;
@@ -274,20 +274,19 @@ export class Leases {
     const partition = Number(entry.key.slice(prefix.length));
     if (entry.operation !== 'PUT') this.#leases.delete(partition);
     else {
-      const owner = leaseOwner(entry);
-      if (owner !== undefined) this.#leases.set(partition, { owner, revision: entry.revision });
+      const { owner } = fieldsOf(entry);
+      if (typeof owner === 'string')
+        this.#leases.set(partition, { owner, revision: entry.revision });
     }
   }
 
   #schedule(): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
+      // Its echo through the watch makes the next plan.
       this.#beat()
         .catch((error: unknown) => this.#o.onError(error, 'the heartbeat'))
-        .finally(() => {
-          this.#o.onChange();
-          this.#schedule();
-        });
+        .finally(() => this.#schedule());
     }, this.#timing.heartbeatMs);
   }
 
@@ -318,19 +317,11 @@ export class Leases {
   }
 }
 
-function leaving(entry: KvWatchEntry): boolean {
+/** A member's or a lease's fields (none when the value is not JSON). */
+function fieldsOf(entry: KvWatchEntry): { readonly leaving?: unknown; readonly owner?: unknown } {
   try {
-    return entry.json<{ leaving?: unknown }>().leaving === true;
+    return entry.json<object>() ?? {};
   } catch {
-    return false;
-  }
-}
-
-function leaseOwner(entry: KvWatchEntry): string | undefined {
-  try {
-    const { owner } = entry.json<{ owner?: unknown }>();
-    return typeof owner === 'string' ? owner : undefined;
-  } catch {
-    return undefined;
+    return {};
   }
 }

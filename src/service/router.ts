@@ -48,10 +48,12 @@ export function createRouter(options: RouterOptions): (msg: InboundMessage) => v
     }
     const fromNotifications = msg.subject === subjects.notifications;
     const copies = events.map((envelope, i) =>
-      js.publish(
-        partitionSubject(prefix, partitionOf(envelope.callId, partitions), envelope.callId),
+      publishToPartition(
+        js,
+        { prefix, partitions },
+        envelope.callId,
         fromNotifications ? ENCODER.encode(JSON.stringify(wireForm(envelope))) : msg.data,
-        { msgID: `${stream}:${msg.seq}:${i}` },
+        `${stream}:${msg.seq}:${i}`,
       ),
     );
     Promise.all(copies).then(
@@ -62,6 +64,22 @@ export function createRouter(options: RouterOptions): (msg: InboundMessage) => v
       },
     );
   };
+}
+
+/**
+ * A copy of an event in its call's partition
+ * (`<prefix>.partition.<n>.<callId>`), stored once per `msgID` within the
+ * stream's duplicate window.
+ */
+export async function publishToPartition(
+  js: JetStreamClient,
+  target: { readonly prefix: string; readonly partitions: number },
+  callId: string,
+  data: Uint8Array,
+  msgID: string,
+): Promise<void> {
+  const partition = partitionOf(callId, target.partitions);
+  await js.publish(partitionSubject(target.prefix, partition, callId), data, { msgID });
 }
 
 /** An event as published on the bus (its time as ISO-8601 text), from its parsed form. */

@@ -1,11 +1,10 @@
-import { type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   type BusNames,
   busNames,
   ensureStreamAndConsumer,
   type Partitioning,
-  partitionSubject,
   restartConsumer,
   type StreamOptions,
 } from '../bus/jetstream.js';
@@ -14,7 +13,6 @@ import { createRecordPublisher } from '../bus/publishers.js';
 import type { LifecycleRecord, RecordFacts } from '../contract/records.js';
 import type { Log } from '../log.js';
 import { type Ownership, ownsAll, ownsPartition } from '../ownership/ownership.js';
-import { partitionOf } from '../ownership/partition.js';
 import { openSnapshotStore } from '../persistence/nats-store.js';
 import type { SnapshotStore } from '../persistence/store.js';
 import {
@@ -35,7 +33,7 @@ import { Pipeline } from './pipeline.js';
 import { PublicationMark } from './publication-mark.js';
 import { resendRecovered } from './resend.js';
 import { restoreCalls } from './restore.js';
-import { createRouter } from './router.js';
+import { createRouter, publishToPartition } from './router.js';
 import { BusWatch } from './watch.js';
 
 export interface ServiceOptions {
@@ -69,11 +67,11 @@ export interface ServiceOptions {
    */
   readonly mayAct?: () => boolean;
   /**
-   * The calls are taken over from an instance that died: its consumers are
-   * made again from their acknowledgement floor, so the messages it held
-   * come at once (counted as redelivered).
+   * Messages up to this stream sequence count as redelivered: the calls are
+   * taken over from an instance that died, which may have applied them
+   * (see {@link takeOverConsumers}). Default 0.
    */
-  readonly takeover?: boolean;
+  readonly redeliveredUpTo?: number;
   /**
    * Waiting calls that keep a running actor (default 2,048): a service that
    * holds one of several partitions gets its part of the instance's budget.
@@ -140,7 +138,6 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const names = busNames(options.subjectPrefix, options.notificationsSubject, options.partitions);
   const jsm = await jetstreamManager(nc);
   await ensureStreamAndConsumer(jsm, names, { ...options.stream, ackWaitMs: ACK_WAIT_MS });
-  const redeliveredUpTo = options.takeover ? await restartConsumers(jsm, names) : 0;
   const countLive = options.countLive ?? ((live: number) => metrics.liveCalls.set(live));
   // Snapshot writes made in one turn of the event loop leave together, in as
   // few socket writes as possible.
@@ -179,15 +176,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     clock,
     staleAfterMs: options.retentionMs - options.answerTimeoutMs,
     mark,
-    redeliveredUpTo,
+    redeliveredUpTo: options.redeliveredUpTo ?? 0,
     countLive,
     ...(names.partition && {
-      forward: async (msg, envelope) => {
-        const partition = partitionOf(envelope.callId, names.partition?.count ?? 1);
-        await js.publish(partitionSubject(names.prefix, partition, envelope.callId), msg.data, {
-          msgID: `${names.stream}:${msg.seq}:forward`,
-        });
-      },
+      forward: (msg, envelope) =>
+        publishToPartition(
+          js,
+          { prefix: names.prefix, partitions: names.partition?.count ?? 1 },
+          envelope.callId,
+          msg.data,
+          `${names.stream}:${msg.seq}:forward`,
+        ),
     }),
   });
   const keySubject = `$KV.${names.bucket}.${names.partition?.keyPrefix ?? ''}`;
@@ -346,11 +345,19 @@ async function abandon(parts: Parts): Promise<void> {
 }
 
 /**
- * The consumers of a service taken over from an instance that died, made
- * again (see `restartConsumer`); returns what its own consumer had
- * delivered (the router's copies are applied through that one).
+ * Before a service takes calls over from an instance that died: its
+ * consumers are made again from their acknowledgement floor (see
+ * `restartConsumer`), so the messages the dead one held come at once.
+ * Returns what its own consumer had delivered, the service's
+ * `redeliveredUpTo` (the router's copies are applied through that one).
+ * Done once, not with each attempt to start the service.
  */
-async function restartConsumers(jsm: JetStreamManager, names: BusNames): Promise<number> {
+export async function takeOverConsumers(
+  nc: NatsConnection,
+  options: Pick<ServiceOptions, 'subjectPrefix' | 'notificationsSubject' | 'partitions'>,
+): Promise<number> {
+  const names = busNames(options.subjectPrefix, options.notificationsSubject, options.partitions);
+  const jsm = await jetstreamManager(nc);
   const { router } = names.partition ?? {};
   if (router) {
     await restartConsumer(jsm, names.stream, router.eventsConsumer);

@@ -158,7 +158,6 @@ export class Shares {
     const { leases } = this.#o;
     const target = assign(leases.count, leases.liveMembers());
     const actions: Promise<void>[] = [];
-    this.#dropLost();
     for (const partition of this.owned) {
       const assigned = target.get(partition);
       if (assigned !== undefined && assigned !== leases.me && leases.isAlive(assigned)) {

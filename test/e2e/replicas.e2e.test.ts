@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { layoutFor } from '../../src/app/replicas.js';
+import { partitionsFor } from '../../src/app/replicas.js';
 import { createGraphEmulator, type GraphEmulator } from '../../src/tools/emulator/emulator.js';
 import { type NatsCluster, startNatsCluster } from '../../src/tools/nats-cluster.js';
 import {
@@ -44,7 +44,7 @@ beforeAll(async () => {
   await cluster.ready();
   graph = await createGraphEmulator();
   const nc = await connect({ servers: cluster.url.split(',') });
-  partitions = layoutFor(nc.info?.version).count;
+  partitions = partitionsFor(nc.info?.version);
   await nc.close();
 }, 60_000);
 

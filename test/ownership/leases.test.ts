@@ -76,7 +76,6 @@ describe('partition leases', () => {
     expect(fencedAfter).toBeLessThan(goneAfter);
     expect(await b.acquire(0)).toBe(true);
     expect(b.valid(0)).toBe(true);
-    await eventually(() => a.ownerOf(0) === 'b' || a.ownerOf(0) === 'a');
   });
 
   it('hand a partition over by release, and leave the members when told', async () => {

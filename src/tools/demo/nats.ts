@@ -1,12 +1,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startNatsCluster } from '../nats-cluster.js';
-import {
-  freePort,
-  type NatsServerProcess,
-  natsServerBinary,
-  startNatsServer,
-} from '../nats-server.js';
+import { type NatsCluster, startNatsCluster } from '../nats-cluster.js';
+import { freePort, natsServerBinary, startNatsServer } from '../nats-server.js';
 
 export { freePort };
 
@@ -75,29 +70,12 @@ export async function findOrStartNats(
       ? [chosen]
       : [...new Set([obtained(say), 'nats-server', ...FALLBACK_BINARIES])];
     for (const binary of candidates) {
-      let server: NatsServerProcess | undefined;
+      let own: NatsCluster | undefined;
       try {
-        if (options.cluster) return await startCluster(binary, say);
-        server = await startNatsServer({ binary });
-        const own = server;
-        const nc = await connectWithJetStream(own.url);
-        process.once('exit', () => {
-          if (own.pid) process.kill(own.pid, 'SIGKILL');
-        });
-        say(`NATS: started ${binary} on ${own.url} (store ${own.storeDir})`);
-        return {
-          nc,
-          url: own.url,
-          started: true,
-          nodes: 1,
-          async close() {
-            await nc.close().catch(() => {});
-            await own.dispose();
-            say(`NATS: stopped the demo's nats-server and removed its store`);
-          },
-        };
+        own = await startOwn(binary, options.cluster === true);
+        return await useOwn(own, binary, say);
       } catch (spawnError) {
-        await server?.dispose();
+        await own?.dispose();
         tried.push(`${binary}: ${errorText(spawnError)}`);
         // Only a missing binary is worth looking for elsewhere.
         if ((spawnError as NodeJS.ErrnoException).code !== 'ENOENT') break;
@@ -109,31 +87,48 @@ export async function findOrStartNats(
   }
 }
 
-/** Three servers of `binary` as one JetStream cluster on loopback. */
-async function startCluster(binary: string, say: (line: string) => void): Promise<DemoNats> {
-  const cluster = await startNatsCluster(3, { binary, name: `callgate-demo-${process.pid}` });
+/** The demo's own servers: one, or three as one JetStream cluster on loopback. */
+async function startOwn(binary: string, cluster: boolean): Promise<NatsCluster> {
+  if (!cluster) {
+    const server = await startNatsServer({ binary });
+    return { nodes: [server], url: server.url, ready: async () => {}, dispose: server.dispose };
+  }
+  const started = await startNatsCluster(3, { binary, name: `callgate-demo-${process.pid}` });
   try {
-    await cluster.ready();
-    const nc = await connectWithJetStream(cluster.url);
-    process.once('exit', () => {
-      for (const node of cluster.nodes) if (node.pid) process.kill(node.pid, 'SIGKILL');
-    });
-    say(`NATS: started a three-node cluster of ${binary} on ${cluster.url}`);
-    return {
-      nc,
-      url: cluster.url,
-      started: true,
-      nodes: 3,
-      async close() {
-        await nc.close().catch(() => {});
-        await cluster.dispose();
-        say("NATS: stopped the demo's cluster and removed its stores");
-      },
-    };
+    await started.ready();
+    return started;
   } catch (error) {
-    await cluster.dispose();
+    await started.dispose();
     throw error;
   }
+}
+
+/** Connect to the demo's own servers, which go with it (killed if it exits early). */
+async function useOwn(
+  own: NatsCluster,
+  binary: string,
+  say: (line: string) => void,
+): Promise<DemoNats> {
+  const nc = await connectWithJetStream(own.url);
+  process.once('exit', () => {
+    for (const node of own.nodes) if (node.pid) process.kill(node.pid, 'SIGKILL');
+  });
+  const nodes = own.nodes.length;
+  const stores = own.nodes.map((node) => node.storeDir).join(', ');
+  say(
+    `NATS: started ${nodes > 1 ? `a ${nodes}-node cluster of ${binary}` : binary} on ${own.url} (store ${stores})`,
+  );
+  return {
+    nc,
+    url: own.url,
+    started: true,
+    nodes,
+    async close() {
+      await nc.close().catch(() => {});
+      await own.dispose();
+      say(`NATS: stopped the demo's nats-server${nodes > 1 ? 's' : ''} and removed the stores`);
+    },
+  };
 }
 
 /** The server the tests use too, fetched by the project's script when missing. */
