@@ -5,8 +5,9 @@
  * wait and max_ack_pending, the same `consume({ max_messages: 1000, callback })`
  * as the service) that, for each `call.reject`, POSTs the reject with the
  * service's Graph client (`createGraphClient`: the same undici Pool) and then
- * acknowledges. Everything else is acknowledged at once. No actors, no
- * persistence, no lifecycle records, no validation beyond JSON.parse.
+ * publishes one lifecycle record (core NATS), then acknowledges. Everything
+ * else is acknowledged at once. No actors, no persistence, no validation
+ * beyond JSON.parse.
  *
  * Environment: NATS_URL, SUBJECT_PREFIX, NOTIFICATIONS_SUBJECT, GRAPH_BASE_URL,
  * ANSWER_TIMEOUT_MS. Prints `ready` on stdout once consuming; exits on SIGTERM.
@@ -71,7 +72,19 @@ function handle(msg: JsMsg): void {
       new AbortController().signal,
     )
     .then(
-      () => msg.ack(),
+      (outcome) => {
+        // One lifecycle record per decided call, as a service would publish.
+        nc.publish(
+          `${prefix}.lifecycle.${command.callId}`,
+          JSON.stringify({
+            callId: command.callId,
+            state: 'rejected',
+            status: outcome.status,
+            at: new Date().toISOString(),
+          }),
+        );
+        msg.ack();
+      },
       () => msg.nak(1_000),
     );
 }

@@ -161,6 +161,8 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL, resolves once it has exited. */
   kill9(): Promise<void>;
+  /** The next line the child writes that starts with `prefix` (without it), within `timeoutMs`. */
+  nextLine(prefix: string, timeoutMs?: number): Promise<string>;
 }
 
 export function startChild(
@@ -177,19 +179,23 @@ export function startChild(
   });
   children.add(proc);
   let tail = '';
-  let pending = '';
-  const keep = (chunk: Buffer) => {
-    const text = chunk.toString();
-    tail = (tail + text).slice(-8_000);
-    if (onLine) {
+  const waiters = new Set<(line: string) => boolean>();
+  const lineReader = () => {
+    let pending = '';
+    return (chunk: Buffer) => {
+      const text = chunk.toString();
+      tail = (tail + text).slice(-8_000);
       pending += text;
       const lines = pending.split('\n');
       pending = lines.pop() ?? '';
-      for (const line of lines) onLine(line);
-    }
+      for (const line of lines) {
+        onLine?.(line);
+        for (const waiter of waiters) if (waiter(line)) waiters.delete(waiter);
+      }
+    };
   };
-  proc.stdout?.on('data', keep);
-  proc.stderr?.on('data', keep);
+  proc.stdout?.on('data', lineReader());
+  proc.stderr?.on('data', lineReader());
   const exited = new Promise<void>((resolve) => {
     proc.once('exit', () => {
       children.delete(proc);
@@ -221,13 +227,59 @@ export function startChild(
       proc.kill('SIGKILL');
       await exited;
     },
+    nextLine: (prefix, timeoutMs = 10_000) =>
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no "${prefix}" line from pid ${proc.pid} in ${timeoutMs} ms`));
+        }, timeoutMs);
+        const waiter = (line: string) => {
+          if (!line.startsWith(prefix)) return false;
+          clearTimeout(timer);
+          resolve(line.slice(prefix.length));
+          return true;
+        };
+        waiters.add(waiter);
+      }),
   };
 }
 
-/** Extra node flags for the measured children (`E2E_CPU_PROF=<dir>`: a CPU profile each). */
+/** What `bench/e2e/observe.mjs` reports from inside a measured process. */
+export interface Observed {
+  /** Bytes allocated on the V8 heap since the process started. */
+  readonly allocated: number;
+  readonly collections: number;
+  readonly scavenges: number;
+  /** Every collection's pause, summed (µs). */
+  readonly pauseUs: number;
+  readonly over10ms: number;
+  readonly maxUs: number;
+  /** The event loop's lateness since the previous report (ms). */
+  readonly loopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number };
+}
+
+const OBSERVER = join(ROOT, 'bench/e2e/observe.mjs');
+
+/** Ask a child preloaded with the observer for its figures (SIGUSR2, one line back). */
+export async function observe(child: Child): Promise<Observed> {
+  const line = child.nextLine('bench-observe ');
+  child.proc.kill('SIGUSR2');
+  return JSON.parse(await line) as Observed;
+}
+
+/**
+ * Node flags of the measured children: {@link PIPELINE_NODE_FLAGS}, the
+ * observer preload (`bench/e2e/observe.mjs`), and with `E2E_CPU_PROF=<dir>`
+ * a CPU profile each.
+ */
 export function pipelineFlags(): string[] {
   const dir = process.env.E2E_CPU_PROF;
-  return [...PIPELINE_NODE_FLAGS, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [])];
+  return [
+    ...PIPELINE_NODE_FLAGS,
+    '--import',
+    OBSERVER,
+    ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []),
+  ];
 }
 
 /**

@@ -41,7 +41,7 @@ export function areaOf(url: string, name: string): string {
 }
 
 /** "name  file:line" of a frame, file relative to node_modules or the project. */
-function keyOf(node: ProfileNode): string {
+export function keyOf(node: Pick<ProfileNode, 'callFrame'>): string {
   const { functionName, url, lineNumber } = node.callFrame;
   const short = url
     .replace(/^.*\/node_modules\//, '')
