@@ -38,6 +38,8 @@ interface Next {
 
 type Records = readonly LifecycleRecord[];
 const NONE: Records = [];
+/** The phase of a key with nothing to write: one object for every such key. */
+const IDLE = { kind: 'idle' } as const;
 
 /** Where a key is in its life. */
 type Phase =
@@ -90,7 +92,7 @@ export class KeyQueue {
     this.#keys.set(callId, {
       revision,
       stale: false,
-      phase: { kind: 'idle' },
+      phase: IDLE,
       lastRecords: records,
     });
   }
@@ -162,7 +164,7 @@ export class KeyQueue {
   #key(callId: string): Key {
     let key = this.#keys.get(callId);
     if (!key) {
-      key = { revision: undefined, stale: false, phase: { kind: 'idle' }, lastRecords: NONE };
+      key = { revision: undefined, stale: false, phase: IDLE, lastRecords: NONE };
       this.#keys.set(callId, key);
     }
     return key;
@@ -237,7 +239,8 @@ export class KeyQueue {
     const { current } = phase;
     if (result.ok) {
       key.revision = result.revision;
-      key.lastRecords = current.records;
+      // Kept until the key's next write: a copy of exact size, not the journal's growable array.
+      key.lastRecords = current.records.length === 0 ? NONE : current.records.slice();
     } else if (result.outcomeUnknown) key.stale = true;
     const error = result.ok ? undefined : result.error;
     for (const done of current.waiters) done(error);
@@ -254,7 +257,7 @@ export class KeyQueue {
     } else if (current.final) {
       // A final call is never written again, an erased one is gone: keep nothing of it in memory.
       this.#keys.delete(callId);
-    } else key.phase = { kind: 'idle' };
+    } else key.phase = IDLE;
     this.#released();
   }
 
