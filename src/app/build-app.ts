@@ -16,6 +16,7 @@ import { createWebhookRoute } from '../webhook/route.js';
 import { createNotificationVerifier } from '../webhook/verify.js';
 import { CloseStack } from './close-stack.js';
 import { measured, tokensFor } from './graph.js';
+import { startHeapCompaction } from './heap.js';
 import { mayActOn, openLeases, sharesOf } from './replicas.js';
 
 /** Starting failed for a reason the operator can act on; the message says which. */
@@ -126,6 +127,10 @@ export function buildApp(config: Config): App {
       stack.push('service', () => one.stop(graceMs));
     }
     intake.open(jetstream(connection.nc), isReady);
+    stack.push(
+      'heap collection',
+      startHeapCompaction({ log, onCollected: () => metrics.heapCollections.inc() }),
+    );
     log.info({ owns: running.describe() }, 'ready');
   }
 

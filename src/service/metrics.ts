@@ -26,6 +26,8 @@ export interface Metrics {
   readonly ownedPartitions: Gauge;
   /** Partitions this instance took, took over, handed over or lost. */
   readonly ownershipChanges: Counter<'change'>;
+  /** Full collections of the heap when the process went quiet after a burst (`src/app/heap.ts`). */
+  readonly heapCollections: Counter;
 }
 
 /**
@@ -158,6 +160,11 @@ function ownershipMetrics(registers: Registry[]) {
       name: 'callgate_ownership_changes_total',
       help: 'Partitions this instance acquired (free), took over (from an instance gone), handed over or lost',
       labelNames: ['change'] as const,
+      registers,
+    }),
+    heapCollections: new Counter({
+      name: 'callgate_heap_collections_total',
+      help: 'Full collections of the heap once the process went quiet after its heap grew by 64 MiB',
       registers,
     }),
   };
