@@ -162,7 +162,7 @@ function routesFor(
   void keys.refresh().catch(() => {});
   routes[`POST ${webhook.path}`] = createWebhookRoute({
     verify: createNotificationVerifier({
-      keys: keys.getKey,
+      keys,
       issuers: webhook.issuers,
       audience: webhook.appId,
       ...(webhook.tenants && { tenants: webhook.tenants }),

@@ -17,7 +17,8 @@ import type { Log } from '../log.js';
  * token names a key id the cached set does not hold — at most once per
  * cool-down, and by one request however many tokens miss at once. A flood of
  * tokens with made-up key ids therefore costs the key endpoint at most one
- * request per cool-down.
+ * request per cool-down. The set in use has a generation, so that what was
+ * verified with an earlier set can be told apart.
  */
 
 /** Thrown by {@link KeyResolver.getKey} when no key set could be obtained at all. */
@@ -57,6 +58,12 @@ export interface KeyResolver {
    * start-up). Resolves false when it failed; the failure is logged.
    */
   refresh(): Promise<boolean>;
+  /**
+   * The key set in use: 0 before the first fetch, one more each time a fetch
+   * brings keys that differ from the ones held (a fetch of the same keys
+   * leaves it). The verifier drops a cached token verified under another.
+   */
+  generation(): number;
 }
 
 const OpenIdConfiguration = z.object({
@@ -69,6 +76,8 @@ const TWO_HOURS_MS = 2 * 60 * 60 * 1000;
 interface Cached {
   readonly set: LocalJWKSet;
   readonly fetchedAt: number;
+  /** The keys as fetched, in JSON: the same text is the same set. */
+  readonly text: string;
 }
 
 /**
@@ -85,6 +94,7 @@ export function createKeyResolver(options: KeyResolverOptions): KeyResolver {
   let cached: Cached | undefined;
   let inFlight: Promise<Cached> | undefined;
   let lastAttemptAt = Number.NEGATIVE_INFINITY;
+  let generation = 0;
 
   const mayFetch = () => inFlight !== undefined || now() - lastAttemptAt >= cooldownMs;
 
@@ -100,7 +110,7 @@ export function createKeyResolver(options: KeyResolverOptions): KeyResolver {
       { jwksUri: discovery.data.jwks_uri, keys: jwks.data.keys.length },
       'webhook signing keys fetched',
     );
-    return { set, fetchedAt: now() };
+    return { set, fetchedAt: now(), text: JSON.stringify(jwks.data.keys) };
   }
 
   /** One fetch at a time; every caller during it shares its outcome. */
@@ -109,6 +119,7 @@ export function createKeyResolver(options: KeyResolverOptions): KeyResolver {
     lastAttemptAt = now();
     inFlight = download()
       .then((fresh) => {
+        if (fresh.text !== cached?.text) generation += 1;
         cached = fresh;
         return fresh;
       })
@@ -158,6 +169,7 @@ export function createKeyResolver(options: KeyResolverOptions): KeyResolver {
         return false;
       }
     },
+    generation: () => generation,
   };
 }
 

@@ -49,7 +49,7 @@ export interface WebhookRouteOptions {
 /**
  * @example
  * const route = createWebhookRoute({
- *   verify: createNotificationVerifier({ keys: resolver.getKey, issuers, audience: appId }),
+ *   verify: createNotificationVerifier({ keys: resolver, issuers, audience: appId }),
  *   publish: async (body, headers) => { await js.publish('graph.notifications', body, { headers: toNats(headers) }); },
  *   log: log.child({ component: 'webhook' }),
  * });

@@ -1,5 +1,6 @@
 import { errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { KeysUnavailableError } from './keys.js';
+import { TokenCache } from './token-cache.js';
 
 /**
  * Verification of the bearer token Graph puts on every notification: an
@@ -41,9 +42,23 @@ export type VerifyResult =
   | { readonly ok: true; readonly tenantId: string; readonly claims: JWTPayload }
   | { readonly ok: false; readonly reason: VerifyFailure; readonly detail: string };
 
+/**
+ * A key function whose key set can change, such as `createKeyResolver(…)`: its
+ * generation tells the verifier when tokens it cached must be verified again.
+ */
+export interface KeySource {
+  readonly getKey: JWTVerifyGetKey;
+  /** Changes whenever the key set in use changes. */
+  generation(): number;
+}
+
 export interface VerifyOptions {
-  /** The key function, usually `createKeyResolver(…).getKey`. */
-  readonly keys: JWTVerifyGetKey;
+  /**
+   * The key resolver (`createKeyResolver(…)`), or a fixed key function
+   * (`createLocalJWKSet(…)`). Only with a resolver are verified tokens
+   * cached: its generation says when its key set changed.
+   */
+  readonly keys: KeySource | JWTVerifyGetKey;
   /** Accepted `iss` values (at least one). */
   readonly issuers: readonly string[];
   /** The required `aud`: the bot's app id. */
@@ -52,7 +67,14 @@ export interface VerifyOptions {
   readonly tenants?: readonly string[];
   /** Allowed clock skew for `nbf` and `exp` (default 60 s). */
   readonly clockToleranceSec?: number;
+  /** Verified tokens kept (default {@link DEFAULT_CACHED_TOKENS}; 0 keeps none). */
+  readonly cachedTokens?: number;
+  /** Epoch ms (tests move it). */
+  readonly now?: () => number;
 }
+
+/** Verified tokens kept by default: Graph puts one token on many notifications, so few are in use at once. */
+export const DEFAULT_CACHED_TOKENS = 256;
 
 /**
  * Verify an `Authorization` header value. Never throws; a refusal names its
@@ -60,7 +82,7 @@ export interface VerifyOptions {
  *
  * @example
  * const result = await verifyNotificationToken(req.headers.authorization, {
- *   keys: resolver.getKey,
+ *   keys: resolver,
  *   issuers: ['https://api.botframework.com'],
  *   audience: config.webhook.appId,
  * });
@@ -71,20 +93,72 @@ export async function verifyNotificationToken(
   authorizationHeader: string | undefined,
   options: VerifyOptions,
 ): Promise<VerifyResult> {
-  return createNotificationVerifier(options)(authorizationHeader);
+  return createNotificationVerifier({ ...options, cachedTokens: 0 })(authorizationHeader);
 }
 
 /**
- * {@link verifyNotificationToken} with its options checked once.
+ * {@link verifyNotificationToken} with its options checked once and, when
+ * `keys` is a resolver, a cache of the tokens that verified (see
+ * {@link TokenCache}). A cached token is accepted without its signature being
+ * checked again, as long as it is within its lifetime now and the resolver's
+ * key set is the one it was verified with; issuers, audience and tenants are
+ * fixed per verifier, so its verdict holds for them.
  *
- * @throws TypeError when the issuers or the audience are empty, or the tolerance is negative.
+ * @throws TypeError when the issuers or the audience are empty, the tolerance is negative, or `cachedTokens` is not a whole number ≥ 0.
  * @example
- * const verify = createNotificationVerifier({ keys: resolver.getKey, issuers, audience: appId });
+ * const verify = createNotificationVerifier({ keys: resolver, issuers, audience: appId });
  * const result = await verify('Bearer eyJ…');
  */
 export function createNotificationVerifier(
   options: VerifyOptions,
 ): (authorizationHeader: string | undefined) => Promise<VerifyResult> {
+  const verifyInFull = fullVerifier(options);
+  const now = options.now ?? Date.now;
+  const cache = tokenCache(options);
+  const keys = options.keys;
+  if (cache === undefined || typeof keys === 'function') {
+    return async (authorizationHeader) => {
+      const token = bearerToken(authorizationHeader);
+      return token.ok ? verifyInFull(token.value, now()) : token;
+    };
+  }
+
+  return async (authorizationHeader) => {
+    const token = bearerToken(authorizationHeader);
+    if (!token.ok) return token;
+    const nowMs = now();
+    const at = { nowSec: Math.floor(nowMs / 1000), generation: keys.generation() };
+    const cached = cache.get(token.value, at);
+    if (cached) return cached;
+    const result = await verifyInFull(token.value, nowMs);
+    if (result.ok) {
+      const { exp, nbf } = Object.freeze(result.claims); // shared by every request that hits
+      const entry = { value: result, exp: Number(exp), nbf, generation: at.generation };
+      cache.set(token.value, entry, at.nowSec);
+    }
+    return result;
+  };
+}
+
+/** The cache of verified tokens, when `keys` is a resolver and `cachedTokens` is not 0. */
+function tokenCache(options: VerifyOptions): TokenCache<Accepted> | undefined {
+  const cachedTokens = options.cachedTokens ?? DEFAULT_CACHED_TOKENS;
+  if (!(Number.isInteger(cachedTokens) && cachedTokens >= 0)) {
+    throw new TypeError('cachedTokens: must be a whole number ≥ 0');
+  }
+  if (typeof options.keys === 'function' || cachedTokens === 0) return undefined;
+  return new TokenCache({
+    maxEntries: cachedTokens,
+    clockToleranceSec: options.clockToleranceSec ?? 60,
+  });
+}
+
+type Accepted = Extract<VerifyResult, { ok: true }>;
+
+/** The signature, the claims and the tenant, checked from scratch at `nowMs`. */
+function fullVerifier(
+  options: VerifyOptions,
+): (token: string, nowMs: number) => Promise<VerifyResult> {
   const issuers = [...options.issuers];
   const clockTolerance = options.clockToleranceSec ?? 60;
   if (issuers.length === 0 || issuers.some((issuer) => issuer === '')) {
@@ -93,17 +167,17 @@ export function createNotificationVerifier(
   if (options.audience === '') throw new TypeError('audience: must not be empty');
   if (!(clockTolerance >= 0)) throw new TypeError('clockToleranceSec: must be ≥ 0');
   const tenants = new Set((options.tenants ?? []).map((tenant) => tenant.toLowerCase()));
+  const getKey = typeof options.keys === 'function' ? options.keys : options.keys.getKey;
 
-  return async (authorizationHeader) => {
-    const token = bearerToken(authorizationHeader);
-    if (!token.ok) return token;
+  return async (token, nowMs) => {
     let claims: JWTPayload;
     try {
-      ({ payload: claims } = await jwtVerify(token.value, options.keys, {
+      ({ payload: claims } = await jwtVerify(token, getKey, {
         algorithms: [...ALGORITHMS],
         issuer: issuers,
         audience: options.audience,
         clockTolerance,
+        currentDate: new Date(nowMs),
         requiredClaims: ['exp'],
       }));
     } catch (error) {

@@ -44,6 +44,40 @@ describe('a kid the cached key set does not hold', () => {
   });
 });
 
+describe('a token accepted before, after its key left the key set', () => {
+  it('is refused with 401, though it was cached', async () => {
+    const before = await newSigningKey();
+    hook = await startWebhook({ keys: [before] });
+    const old = await mintToken(before);
+    expect((await post(hook.url, { token: old })).status).toBe(202);
+    expect((await post(hook.url, { token: old })).status).toBe(202);
+
+    const after = await newSigningKey();
+    hook.keys.serve([after]);
+    hook.clock.advance(31_000);
+    expect((await post(hook.url, { token: await mintToken(after) })).status).toBe(202);
+    expect(hook.keys.fetches.jwks).toBe(2);
+
+    expect((await post(hook.url, { token: old })).status).toBe(401);
+    expect(hook.logText()).toContain('"reason":"key"');
+    expect(hook.published).toHaveLength(3);
+  });
+
+  it('is accepted while its key is still in the new set', async () => {
+    const before = await newSigningKey();
+    hook = await startWebhook({ keys: [before] });
+    const old = await mintToken(before);
+    expect((await post(hook.url, { token: old })).status).toBe(202);
+
+    const after = await newSigningKey();
+    hook.keys.serve([before, after]);
+    hook.clock.advance(31_000);
+    expect((await post(hook.url, { token: await mintToken(after) })).status).toBe(202);
+    expect((await post(hook.url, { token: old })).status).toBe(202);
+    expect(hook.keys.fetches.jwks).toBe(2);
+  });
+});
+
 describe('a flood of 200 tokens with random unknown kids', () => {
   it('is refused with 401 throughout, fetches the keys at most twice, and a valid request right after is answered promptly', async () => {
     const key = await newSigningKey();

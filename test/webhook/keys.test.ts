@@ -100,6 +100,26 @@ describe('createKeyResolver', () => {
     expect(server.fetches.jwks).toBe(2);
   });
 
+  it('counts key sets: a generation per different set fetched, none for the same set again', async () => {
+    const { key, server, clock, resolver } = await setup();
+    expect(resolver.generation()).toBe(0);
+    expect(await resolver.refresh()).toBe(true);
+    expect(resolver.generation()).toBe(1);
+    expect(await resolver.refresh()).toBe(true);
+    expect(resolver.generation()).toBe(1);
+
+    const next = await newSigningKey();
+    server.serve([key, next]);
+    clock.advance(30_000);
+    await verify(await mintToken(next), resolver.getKey);
+    expect(server.fetches.jwks).toBe(3);
+    expect(resolver.generation()).toBe(2);
+
+    server.fail(500);
+    expect(await resolver.refresh()).toBe(false);
+    expect(resolver.generation()).toBe(2);
+  });
+
   it('gives up on a key endpoint that does not answer within the timeout', async () => {
     const silent = createServer(() => {});
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));

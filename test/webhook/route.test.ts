@@ -114,6 +114,29 @@ describe('POST /api/calling with a valid token', () => {
   });
 });
 
+describe('POST /api/calling with one token on many notifications, as Graph sends them', () => {
+  it('accepts it each time and publishes each batch, with its tenant', async () => {
+    const token = await mintToken(key);
+    for (let i = 0; i < 3; i++) expect((await post(hook.url, { token })).status).toBe(202);
+    expect(hook.published.map((message) => message.headers['tenant-id'])).toEqual([
+      TENANT,
+      TENANT,
+      TENANT,
+    ]);
+  });
+
+  it('refuses it with 401 once it expired, though it was accepted before', async () => {
+    const token = await mintToken(key, { exp: Math.floor(hook.clock.now() / 1000) + 120 });
+    expect((await post(hook.url, { token })).status).toBe(202);
+    hook.clock.advance(179_000); // exp + 59 s: within the 60 s tolerance
+    expect((await post(hook.url, { token })).status).toBe(202);
+    hook.clock.advance(2_000);
+    expect((await post(hook.url, { token })).status).toBe(401);
+    expect(hook.published).toHaveLength(2);
+    expect(hook.logText()).toContain('"reason":"expired"');
+  });
+});
+
 describe('POST /api/calling refuses a bad token with 401', () => {
   it('when the audience is another app', async () => {
     await expectRefused(post(hook.url, { token: await mintToken(key, { aud: 'other-app' }) }), 401);

@@ -114,7 +114,7 @@ export async function startKeyServer(keys: readonly SigningKey[]): Promise<KeySe
   };
 }
 
-/** A settable epoch-ms clock for the key resolver's cache and cool-down. */
+/** A settable epoch-ms clock for the key resolver's cache and cool-down, and the verifier. */
 export function fakeClock(start = Date.now()) {
   let now = start;
   return {
@@ -156,8 +156,9 @@ export interface WebhookHarness {
 
 /**
  * The webhook as `callgate serve` would mount it: `createHttpServer` with the
- * route at {@link PATH}, the real verifier and key resolver against a local
- * key server, and a publish that records what it was given.
+ * route at {@link PATH}, the real verifier (caching verified tokens) and key
+ * resolver against a local key server, both on `clock`, and a publish that
+ * records what it was given.
  */
 export async function startWebhook(
   options: {
@@ -180,9 +181,10 @@ export async function startWebhook(
     ...options.resolver,
   });
   const verify = createNotificationVerifier({
-    keys: resolver.getKey,
+    keys: resolver,
     issuers: [ISSUER, 'https://graph.microsoft.com'],
     audience: APP_ID,
+    now: clock.now,
     ...options.verify,
   });
   const published: Published[] = [];

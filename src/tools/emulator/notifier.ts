@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
+import { type CryptoKey, decodeJwt, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { describeIssues } from '../../contract/errors.js';
@@ -19,6 +19,8 @@ export const NOTIFICATION_ISSUER = 'https://api.botframework.com';
 export const DEFAULT_TENANT_ID = '72f988bf-86f1-41af-91ab-2d7cd011db47';
 /** resultInfo of a call that rang out: the emulator's choice, Graph documents no fixed code. */
 export const TIMED_OUT = { code: 408, subcode: 0, message: 'The call was not answered in time.' };
+/** A notification token is signed again once less than this is left of its lifetime. */
+const RENEW_BEFORE_EXPIRY_S = 60;
 /** `resultInfo` of a hang-up when none is given. */
 const NORMAL_HANGUP = { code: 0, subcode: 540000, message: 'Call ended by the caller.' };
 
@@ -435,6 +437,8 @@ class NotificationSender {
   readonly #agent = new Agent({ keepAliveTimeout: 10_000, connections: 16 });
   readonly #sent: SentNotification[] = [];
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** The token in use per app id and tenant, the key that signed it, and when to sign the next (epoch ms). */
+  readonly #tokens = new Map<string, { token: string; keys: NotificationKeys; renewAt: number }>();
 
   constructor(options: NotifierOptions) {
     this.#options = options;
@@ -491,8 +495,18 @@ class NotificationSender {
     return record;
   }
 
+  /**
+   * Graph's token for the call's app and tenant: signed once and put on every
+   * notification until less than a minute (or half its lifetime, when
+   * shorter) is left, or until the signing key changes.
+   */
   async #sign(call: EmulatedCall): Promise<string> {
-    return signNotificationToken(await this.#options.keys(), {
+    const keys = await this.#options.keys();
+    const audience = `${call.appId}\n${call.tenantId}`;
+    const held = this.#tokens.get(audience);
+    const sameKey = held?.keys.kid === keys.kid && held.keys.privateKey === keys.privateKey;
+    if (held && sameKey && Date.now() < held.renewAt) return held.token;
+    const token = await signNotificationToken(keys, {
       appId: call.appId,
       tenantId: call.tenantId,
       issuer: this.#options.issuer,
@@ -500,6 +514,10 @@ class NotificationSender {
         ttlSeconds: this.#options.tokenTtlSeconds,
       }),
     });
+    const { iat = 0, exp = 0 } = decodeJwt(token);
+    const renewAt = (exp - Math.min(RENEW_BEFORE_EXPIRY_S, (exp - iat) / 2)) * 1000;
+    this.#tokens.set(audience, { token, keys, renewAt });
+    return token;
   }
 
   /** The webhook's status, once its answer's body has been read to the end. */
