@@ -317,6 +317,9 @@ interface Inside {
   /** Pauses of 10 ms or more. */
   readonly over10ms: number;
   readonly maxPauseMs: number;
+  /** Per scavenge: bytes kept young and bytes promoted (what a scavenge copies). */
+  readonly survivedPerScavenge: number;
+  readonly promotedPerScavenge: number;
   readonly loopDelayMs: Observed['loopDelayMs'];
 }
 
@@ -329,6 +332,10 @@ function inside(before: Observed, after: Observed, calls: number): Inside {
     over10ms: after.over10ms - before.over10ms,
     // The largest pause since the process started: the warm-up's are included.
     maxPauseMs: after.maxUs / 1000,
+    survivedPerScavenge:
+      (after.survived - before.survived) / Math.max(1, after.scavenges - before.scavenges),
+    promotedPerScavenge:
+      (after.promoted - before.promoted) / Math.max(1, after.scavenges - before.scavenges),
     loopDelayMs: after.loopDelayMs,
   };
 }
@@ -436,6 +443,7 @@ function insideColumns(result: LoadResult): Row {
   return {
     'allocated KB/call': round(i.allocatedPerCall / 1024, 1),
     'GC: scavenges / others / pause total ms / ≥ 10 ms / max ms': `${i.scavenges} / ${i.collections - i.scavenges} / ${round(i.pauseMs)} / ${i.over10ms} / ${round(i.maxPauseMs, 1)}`,
+    'per scavenge: kept young / promoted (KB)': `${round(i.survivedPerScavenge / 1024)} / ${round(i.promotedPerScavenge / 1024)}`,
     'event-loop delay p50 / p99 / max (ms)': `${i.loopDelayMs.p50} / ${i.loopDelayMs.p99} / ${i.loopDelayMs.max}`,
     machine: busyFlag(result),
   };

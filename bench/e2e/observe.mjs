@@ -23,7 +23,21 @@ const PREFIX = 'bench-observe ';
 const profiler = new GCProfiler();
 const RESOLUTION_MS = 5;
 const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
-const totals = { allocated: 0, collections: 0, scavenges: 0, pauseUs: 0, over10ms: 0, maxUs: 0 };
+const totals = {
+  allocated: 0,
+  collections: 0,
+  scavenges: 0,
+  pauseUs: 0,
+  over10ms: 0,
+  maxUs: 0,
+  /** Bytes the scavenges kept in the young generation, and moved to the old one. */
+  survived: 0,
+  promoted: 0,
+};
+
+/** The bytes used in one heap space, from a GCProfiler record. */
+const spaceUsed = (stats, name) =>
+  stats.heapSpaceStatistics.find((space) => space.spaceName === name)?.spaceUsedSize ?? 0;
 let usedAfterLast = getHeapStatistics().used_heap_size;
 let window = 0;
 
@@ -40,7 +54,14 @@ function fold() {
     totals.allocated += Math.max(0, gc.beforeGC.heapStatistics.usedHeapSize - usedAfterLast);
     usedAfterLast = gc.afterGC.heapStatistics.usedHeapSize;
     totals.collections++;
-    if (gc.gcType === 'Scavenge' || gc.gcType === 'MinorMarkSweep') totals.scavenges++;
+    if (gc.gcType === 'Scavenge' || gc.gcType === 'MinorMarkSweep') {
+      totals.scavenges++;
+      totals.survived += spaceUsed(gc.afterGC, 'new_space');
+      totals.promoted += Math.max(
+        0,
+        spaceUsed(gc.afterGC, 'old_space') - spaceUsed(gc.beforeGC, 'old_space'),
+      );
+    }
     totals.pauseUs += gc.cost;
     if (gc.cost >= 10_000) totals.over10ms++;
     totals.maxUs = Math.max(totals.maxUs, gc.cost);

@@ -254,6 +254,9 @@ export interface Observed {
   readonly pauseUs: number;
   readonly over10ms: number;
   readonly maxUs: number;
+  /** Bytes the scavenges kept young, and promoted to the old generation. */
+  readonly survived: number;
+  readonly promoted: number;
   /** The event loop's lateness since the previous report (ms). */
   readonly loopDelayMs: { readonly p50: number; readonly p99: number; readonly max: number };
 }

@@ -53,7 +53,7 @@ const DECODER = new TextDecoder('utf-8', { fatal: true });
  * subject token and `callId` must name the same call.
  */
 export function decodeMessage(
-  msg: Pick<InboundMessage, 'subject' | 'data' | 'timestampNanos'>,
+  msg: Pick<InboundMessage, 'subject' | 'data' | 'info'>,
   subjects: DecodeSubjects,
 ): Decoded {
   const notifications = msg.subject === subjects.notifications;
@@ -69,7 +69,7 @@ export function decodeMessage(
     return invalid('(message): must be UTF-8 JSON text');
   }
   if (notifications) {
-    const result = translateNotificationsText(text, Number(msg.timestampNanos / 1_000_000n));
+    const result = translateNotificationsText(text, Math.floor(msg.info.timestampNanos / 1e6));
     if (!result.ok) return invalid(result.error);
     return {
       events: result.batch.events,

@@ -8,10 +8,16 @@ export interface InboundMessage {
   readonly seq: number;
   /** The message was delivered before. */
   readonly redelivered: boolean;
-  /** When the stream stored it. */
-  readonly timestampNanos: bigint;
-  /** How often it has been delivered, this time included. */
-  readonly info: { readonly deliveryCount: number };
+  readonly info: {
+    /** How often it has been delivered, this time included. */
+    readonly deliveryCount: number;
+    /**
+     * When the stream stored it (ns since the epoch, as a number: read from
+     * the delivery info parsed once, where `JsMsg.timestampNanos` would split
+     * the reply subject again for a bigint).
+     */
+    readonly timestampNanos: number;
+  };
   ack(): void;
   nak(delayMs?: number): void;
   /** Acknowledge it as never to be delivered again. */

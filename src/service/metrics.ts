@@ -26,6 +26,12 @@ export interface Metrics {
   readonly ownedPartitions: Gauge;
   /** Partitions this instance took, took over, handed over or lost. */
   readonly ownershipChanges: Counter<'change'>;
+  /** `events.inc({ type, delivery })`, its child made once per pair of values. */
+  readonly countEvent: (type: string, delivery: string) => void;
+  /** `finalCalls.inc({ state })`, its child made once per state. */
+  readonly countFinal: (state: string) => void;
+  /** `requestDuration.observe({ status }, seconds)`, its child made once per status. */
+  readonly observeRequest: (status: string, seconds: number) => void;
   /** Full collections of the heap when the process went quiet after a burst (`src/app/heap.ts`). */
   readonly heapCollections: Counter;
 }
@@ -40,7 +46,7 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'callgate_process_' });
   const registers = [registry];
-  return {
+  const metrics = {
     registry,
     ...ownershipMetrics(registers),
     messages: new Counter({
@@ -146,6 +152,20 @@ export function createMetrics(): Metrics {
       help: 'Snapshot writes that failed (written again; the message, if any, is redelivered)',
       registers,
     }),
+    heapCollections: new Counter({
+      name: 'callgate_heap_collections_total',
+      help: 'Full collections of the heap once the process went quiet after its heap grew by 64 MiB',
+      registers,
+    }),
+  };
+  const events = new Children((type, delivery) => metrics.events.labels(type, delivery));
+  const finals = new Children((state) => metrics.finalCalls.labels(state));
+  const requests = new Children((status) => metrics.requestDuration.labels(status));
+  return {
+    ...metrics,
+    countEvent: (type, delivery) => events.of(type, delivery).inc(),
+    countFinal: (state) => finals.of(state).inc(),
+    observeRequest: (status, seconds) => requests.of(status).observe(seconds),
   };
 }
 
@@ -162,10 +182,33 @@ function ownershipMetrics(registers: Registry[]) {
       labelNames: ['change'] as const,
       registers,
     }),
-    heapCollections: new Counter({
-      name: 'callgate_heap_collections_total',
-      help: 'Full collections of the heap once the process went quiet after its heap grew by 64 MiB',
-      registers,
-    }),
   };
+}
+
+/**
+ * A labelled metric's children, each made once: prom-client hashes the
+ * label values on every `inc({ … })`, and these counts are taken for every
+ * event. The metrics are never reset, so a child stays the one registered.
+ */
+class Children<C> {
+  readonly #make: (first: string, second: string) => C;
+  readonly #byFirst = new Map<string, Map<string, C>>();
+
+  constructor(make: (first: string, second: string) => C) {
+    this.#make = make;
+  }
+
+  of(first: string, second = ''): C {
+    let inner = this.#byFirst.get(first);
+    if (!inner) {
+      inner = new Map();
+      this.#byFirst.set(first, inner);
+    }
+    let child = inner.get(second);
+    if (child === undefined) {
+      child = this.#make(first, second);
+      inner.set(second, child);
+    }
+    return child;
+  }
 }

@@ -43,12 +43,17 @@ export function createRecordObserver(options: {
     const rejectLatencyMs = latency.observe(record);
     if (record.refused) {
       metrics.refused.inc({ type: record.refused.type });
-      log.info({ callId, refused: record.refused, state }, 'command refused');
+      if (log.isLevelEnabled('info')) {
+        log.info({ callId, refused: record.refused, state }, 'command refused');
+      }
     } else {
       const { previous, attempts, error } = record;
-      log.info({ callId, state, previous, attempts, error }, 'call state changed');
+      // Checked first: the line's object is not built for every record when info is off.
+      if (log.isLevelEnabled('info')) {
+        log.info({ callId, state, previous, attempts, error }, 'call state changed');
+      }
       if (isFinalState(state)) {
-        metrics.finalCalls.inc({ state });
+        metrics.countFinal(state);
         if (rejectLatencyMs !== undefined) metrics.rejectLatency.observe(rejectLatencyMs / 1000);
         if (attempts !== undefined) metrics.attempts.observe(attempts);
       }

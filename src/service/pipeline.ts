@@ -198,7 +198,7 @@ export class Pipeline {
       mark: ack.seq,
       redelivered,
     });
-    this.#o.metrics.events.inc({ type: envelope.type, delivery });
+    this.#o.metrics.countEvent(envelope.type, delivery);
     const { callId } = envelope;
     if (envelope.type === 'call.incoming' && delivery === 'applied') {
       // Who calls whom: hashed by the logger unless LOG_PII=1.
@@ -277,7 +277,7 @@ export class Pipeline {
   }
 
   #isStale(msg: InboundMessage): boolean {
-    const storedAt = Number(msg.timestampNanos / 1_000_000n);
+    const storedAt = msg.info.timestampNanos / 1e6;
     return this.#o.clock.now() - storedAt > this.#o.staleAfterMs;
   }
 

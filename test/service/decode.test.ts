@@ -9,7 +9,11 @@ const PARTITIONED = {
 const ENCODER = new TextEncoder();
 
 function message(subject: string, body: unknown) {
-  return { subject, data: ENCODER.encode(JSON.stringify(body)), timestampNanos: 0n };
+  return {
+    subject,
+    data: ENCODER.encode(JSON.stringify(body)),
+    info: { deliveryCount: 1, timestampNanos: 0 },
+  };
 }
 
 describe('an event kept in a partition', () => {

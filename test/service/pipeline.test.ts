@@ -41,8 +41,10 @@ function message(
     data: new TextEncoder().encode(text),
     seq: options.seq ?? ++seq,
     redelivered: options.redelivered ?? false,
-    timestampNanos: BigInt(options.storedAt ?? T0) * 1_000_000n,
-    info: { deliveryCount: options.redelivered ? 2 : 1 },
+    info: {
+      deliveryCount: options.redelivered ? 2 : 1,
+      timestampNanos: (options.storedAt ?? T0) * 1e6,
+    },
     acks,
     ack: () => acks.push('ack'),
     nak: (ms?: number) => acks.push(`nak ${ms}`),
