@@ -55,6 +55,12 @@ export interface LeasesOptions {
   readonly now?: () => number;
   /** The wall clock (default `Date.now`): to date heartbeats found in the bucket at start-up. */
   readonly wallNow?: () => number;
+  /**
+   * True for a member known to be gone without waiting for its heartbeat to
+   * age (a process of this host that no longer exists): its partitions are
+   * taken over at once. Default: none is.
+   */
+  readonly isGone?: (member: string) => boolean;
   /** A member or a lease changed: the assignment may have to change. */
   readonly onChange: () => void;
   /** A heartbeat or the watch failed (logged; the heartbeat goes on). */
@@ -184,7 +190,7 @@ export class Leases {
   isAlive(member: string): boolean {
     if (member === this.me) return this.alive;
     const seen = this.#members.get(member);
-    if (seen === undefined) return false;
+    if (seen === undefined || this.#o.isGone?.(member) === true) return false;
     const beats = this.#timing.deadMs / this.#timing.heartbeatMs;
     return (
       this.#now() - seen.seenAt <= this.#timing.deadMs || this.#ownBeats - seen.ownBeatsAt < beats

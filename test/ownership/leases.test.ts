@@ -31,12 +31,18 @@ async function bucket(): Promise<KV> {
   return new Kvm(nc).create(`owners-${++bucketNo}`, { history: 1 });
 }
 
-async function member(kv: KV, me: string, changes: string[] = []): Promise<Leases> {
+async function member(
+  kv: KV,
+  me: string,
+  changes: string[] = [],
+  isGone?: (member: string) => boolean,
+): Promise<Leases> {
   const leases = new Leases({
     kv,
     me,
     count: 4,
     timing: TIMING,
+    ...(isGone && { isGone }),
     onChange: () => changes.push(me),
     onError: () => {},
   });
@@ -58,6 +64,23 @@ describe('partition leases', () => {
     await eventually(() => other.ownerOf(2) === holder.me);
     expect(other.valid(2)).toBe(false);
     await eventually(() => a.liveMembers().join() === 'a,b' && b.liveMembers().join() === 'a,b');
+  });
+
+  it('take over at once from a member known to be gone, its heartbeat still fresh', async () => {
+    const kv = await bucket();
+    const gone = new Set<string>();
+    const a = await member(kv, 'a');
+    expect(await a.acquire(1)).toBe(true);
+    const b = await member(kv, 'b', [], (id) => gone.has(id));
+    await eventually(() => b.ownerOf(1) === 'a' && b.isAlive('a'));
+    expect(await b.acquire(1)).toBe(false);
+
+    a.stop();
+    gone.add('a');
+    // Within the heartbeat's dead time: only the shortcut lets it go.
+    expect(b.isAlive('a')).toBe(false);
+    expect(await b.acquire(1)).toBe(true);
+    expect(b.liveMembers()).toEqual(['b']);
   });
 
   it('stop being valid to a holder whose heartbeat stopped before the others may take over', async () => {
