@@ -43,8 +43,6 @@ let window = 0;
 
 profiler.start();
 delay.enable();
-const heapDir = process.env.E2E_HEAP_PROF;
-const session = heapDir ? startHeapSampling() : undefined;
 
 /** Fold the collections since the last call into the totals. */
 function fold() {
@@ -68,15 +66,25 @@ function fold() {
   }
 }
 
+/**
+ * `E2E_HEAP_PROF_SURVIVORS=1`: leave out what scavenges collected, so the
+ * profile shows what outlived the young generation (promoted, then perhaps
+ * collected by a full collection).
+ */
+const SAMPLING = {
+  samplingInterval: 16_384,
+  includeObjectsCollectedByMajorGC: true,
+  includeObjectsCollectedByMinorGC: process.env.E2E_HEAP_PROF_SURVIVORS !== '1',
+};
+
+const heapDir = process.env.E2E_HEAP_PROF;
+const session = heapDir ? startHeapSampling() : undefined;
+
 function startHeapSampling() {
   const s = new Session();
   s.connect();
   s.post('HeapProfiler.enable');
-  s.post('HeapProfiler.startSampling', {
-    samplingInterval: 16_384,
-    includeObjectsCollectedByMajorGC: true,
-    includeObjectsCollectedByMinorGC: true,
-  });
+  s.post('HeapProfiler.startSampling', SAMPLING);
   return s;
 }
 
@@ -85,11 +93,7 @@ function writeHeapProfile(dir, n) {
     if (!error) {
       writeFileSync(join(dir, `${process.pid}-${n}.heapprofile`), JSON.stringify(result.profile));
     }
-    session.post('HeapProfiler.startSampling', {
-      samplingInterval: 16_384,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
-    });
+    session.post('HeapProfiler.startSampling', SAMPLING);
   });
 }
 

@@ -6,7 +6,8 @@ import type { FaultRule } from '../../src/tools/emulator/emulator.js';
 import type { EmulatorCollected, EmulatorCount, EmulatorOp } from './emulator-child.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
-export const SERVICE_ENTRY = join(ROOT, 'dist/src/cli.js');
+/** The service measured: this tree's build, or another's (`E2E_SERVICE=<other>/dist/src/cli.js`). */
+export const SERVICE_ENTRY = process.env.E2E_SERVICE || join(ROOT, 'dist/src/cli.js');
 
 /** Every child started by the bench, so that none outlives it. */
 const children = new Set<ChildProcess>();
@@ -290,7 +291,7 @@ export function pipelineFlags(): string[] {
  * the Docker image run it, given to the naive pipeline too so the ratio
  * compares code, not settings. E2E_NODE_FLAGS overrides (empty: none).
  */
-export const PIPELINE_NODE_FLAGS = (process.env.E2E_NODE_FLAGS ?? '--max-semi-space-size=32')
+export const PIPELINE_NODE_FLAGS = (process.env.E2E_NODE_FLAGS ?? '')
   .split(' ')
   .filter((flag) => flag !== '');
 

@@ -129,7 +129,10 @@ export function buildApp(config: Config): App {
     intake.open(jetstream(connection.nc), isReady);
     stack.push(
       'heap collection',
-      startHeapCompaction({ log, onCollected: () => metrics.heapCollections.inc() }),
+      startHeapCompaction({
+        log,
+        onCollected: (pauseMs) => metrics.heapCollections.observe(pauseMs / 1000),
+      }),
     );
     log.info({ owns: running.describe() }, 'ready');
   }

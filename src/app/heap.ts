@@ -107,7 +107,7 @@ export function processSampler(): () => HeapSample {
  * the stop function.
  *
  * @example
- * const stop = startHeapCompaction({ log, onCollected: (ms) => metrics.compactions.inc() });
+ * const stop = startHeapCompaction({ log, onCollected: (ms) => histogram.observe(ms / 1000) });
  */
 export function startHeapCompaction(options: HeapCompactionOptions): () => void {
   const collect = options.collect ?? fullCollection();

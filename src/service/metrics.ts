@@ -32,8 +32,8 @@ export interface Metrics {
   readonly countFinal: (state: string) => void;
   /** `requestDuration.observe({ status }, seconds)`, its child made once per status. */
   readonly observeRequest: (status: string, seconds: number) => void;
-  /** Full collections of the heap when the process went quiet after a burst (`src/app/heap.ts`). */
-  readonly heapCollections: Counter;
+  /** Full collections of the heap when the process went quiet after a burst, by pause (`src/app/heap.ts`). */
+  readonly heapCollections: Histogram;
 }
 
 /**
@@ -152,9 +152,10 @@ export function createMetrics(): Metrics {
       help: 'Snapshot writes that failed (written again; the message, if any, is redelivered)',
       registers,
     }),
-    heapCollections: new Counter({
-      name: 'callgate_heap_collections_total',
-      help: 'Full collections of the heap once the process went quiet after its heap grew by 64 MiB',
+    heapCollections: new Histogram({
+      name: 'callgate_heap_collection_seconds',
+      help: 'Pauses of the full collections made once the process went quiet after its heap grew by 64 MiB',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
   };
