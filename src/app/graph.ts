@@ -26,8 +26,8 @@ export function measured(graph: CallControl, metrics: Metrics): CallControl {
       metrics.inFlight.inc();
       try {
         const outcome = await graph.reject(request, signal);
-        metrics.observeRequest(
-          String(outcome.status ?? 'none'),
+        metrics.requestDuration.observe(
+          { status: String(outcome.status ?? 'none') },
           (performance.now() - started) / 1000,
         );
         return outcome;

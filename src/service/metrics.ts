@@ -26,12 +26,6 @@ export interface Metrics {
   readonly ownedPartitions: Gauge;
   /** Partitions this instance took, took over, handed over or lost. */
   readonly ownershipChanges: Counter<'change'>;
-  /** `events.inc({ type, delivery })`, its child made once per pair of values. */
-  readonly countEvent: (type: string, delivery: string) => void;
-  /** `finalCalls.inc({ state })`, its child made once per state. */
-  readonly countFinal: (state: string) => void;
-  /** `requestDuration.observe({ status }, seconds)`, its child made once per status. */
-  readonly observeRequest: (status: string, seconds: number) => void;
   /** Full collections of the heap when the process went quiet after a burst, by pause (`src/app/heap.ts`). */
   readonly heapCollections: Histogram;
 }
@@ -46,7 +40,7 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'callgate_process_' });
   const registers = [registry];
-  const metrics = {
+  const metrics: Metrics = {
     registry,
     ...ownershipMetrics(registers),
     messages: new Counter({
@@ -159,15 +153,7 @@ export function createMetrics(): Metrics {
       registers,
     }),
   };
-  const events = new Children((type, delivery) => metrics.events.labels(type, delivery));
-  const finals = new Children((state) => metrics.finalCalls.labels(state));
-  const requests = new Children((status) => metrics.requestDuration.labels(status));
-  return {
-    ...metrics,
-    countEvent: (type, delivery) => events.of(type, delivery).inc(),
-    countFinal: (state) => finals.of(state).inc(),
-    observeRequest: (status, seconds) => requests.of(status).observe(seconds),
-  };
+  return metrics;
 }
 
 function ownershipMetrics(registers: Registry[]) {
@@ -184,32 +170,4 @@ function ownershipMetrics(registers: Registry[]) {
       registers,
     }),
   };
-}
-
-/**
- * A labelled metric's children, each made once: prom-client hashes the
- * label values on every `inc({ … })`, and these counts are taken for every
- * event. The metrics are never reset, so a child stays the one registered.
- */
-class Children<C> {
-  readonly #make: (first: string, second: string) => C;
-  readonly #byFirst = new Map<string, Map<string, C>>();
-
-  constructor(make: (first: string, second: string) => C) {
-    this.#make = make;
-  }
-
-  of(first: string, second = ''): C {
-    let inner = this.#byFirst.get(first);
-    if (!inner) {
-      inner = new Map();
-      this.#byFirst.set(first, inner);
-    }
-    let child = inner.get(second);
-    if (child === undefined) {
-      child = this.#make(first, second);
-      inner.set(second, child);
-    }
-    return child;
-  }
 }

@@ -53,7 +53,7 @@ export function createRecordObserver(options: {
         log.info({ callId, state, previous, attempts, error }, 'call state changed');
       }
       if (isFinalState(state)) {
-        metrics.countFinal(state);
+        metrics.finalCalls.inc({ state });
         if (rejectLatencyMs !== undefined) metrics.rejectLatency.observe(rejectLatencyMs / 1000);
         if (attempts !== undefined) metrics.attempts.observe(attempts);
       }

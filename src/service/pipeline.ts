@@ -198,7 +198,7 @@ export class Pipeline {
       mark: ack.seq,
       redelivered,
     });
-    this.#o.metrics.countEvent(envelope.type, delivery);
+    this.#o.metrics.events.inc({ type: envelope.type, delivery });
     const { callId } = envelope;
     if (envelope.type === 'call.incoming' && delivery === 'applied') {
       // Who calls whom: hashed by the logger unless LOG_PII=1.
