@@ -307,6 +307,8 @@ interface LoadResult {
   readonly cpu: ReturnType<typeof cpuPerCall>;
   readonly failures: number;
   readonly inside: Inside;
+  /** The service's full collections after bursts so far (count / pause ms); none for the naive pipeline. */
+  readonly collections: string;
 }
 
 /** What the observer inside the pipeline saw during the measured load. */
@@ -409,6 +411,7 @@ async function measureLoad(
       cpu: cpuPerCall(before, after, calls),
       failures: driver.failures(),
       inside: inside(observedBefore, observedAfter, calls),
+      collections: kind === 'service' ? await collections(pipeline) : '-',
     };
   } finally {
     await stopPipeline(bench, pipeline);
@@ -447,6 +450,7 @@ function insideColumns(result: LoadResult): Row {
     'GC: scavenges / others / pause total ms / ≥ 10 ms / max ms': `${i.scavenges} / ${i.collections - i.scavenges} / ${round(i.pauseMs)} / ${i.over10ms} / ${round(i.maxPauseMs, 1)}`,
     'per scavenge: kept young / promoted (KB)': `${round(i.survivedPerScavenge / 1024)} / ${round(i.promotedPerScavenge / 1024)}`,
     'event-loop delay p50 / p99 / max (ms)': `${i.loopDelayMs.p50} / ${i.loopDelayMs.p99} / ${i.loopDelayMs.max}`,
+    'quiet-time full collections so far (count / pause ms)': result.collections,
     machine: busyFlag(result),
   };
 }

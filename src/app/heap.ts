@@ -23,7 +23,7 @@ import type { Log } from '../log.js';
 
 /** Event-loop utilisation (0–1) under which a second counts as quiet. */
 export const QUIET_UTILIZATION = 0.05;
-export const QUIET_CHECKS = 2;
+export const QUIET_CHECKS = 5;
 export const GROWTH_BYTES = 64 * 2 ** 20;
 
 export interface HeapSample {
