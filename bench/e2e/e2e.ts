@@ -752,7 +752,7 @@ export async function e2eBench(): Promise<Row[]> {
     rows.push({
       setup: 'every process on this machine',
       'nats-server': `${natsVersion()}, fresh, file store in a temp dir`,
-      'service / naive pipeline': `child processes: node ${PIPELINE_NODE_FLAGS.join(' ')} dist/src/cli.js serve / node ${PIPELINE_NODE_FLAGS.join(' ')} --import tsx bench/e2e/naive.ts`,
+      'service / naive pipeline': `child processes: ${['node', ...PIPELINE_NODE_FLAGS, 'dist/src/cli.js serve'].join(' ')} / ${['node', ...PIPELINE_NODE_FLAGS, '--import tsx bench/e2e/naive.ts'].join(' ')}`,
       'Graph emulator': 'a child process of its own',
       driver: 'the bench process: JetStream publish, up to 4,000 awaiting PubAck',
       'emulator − bench clock (ms)': round(clock.offsetMs, 3),
