@@ -10,9 +10,8 @@ import type { Log } from '../log.js';
  * long enough to be promoted (messages waiting for their turn, writes waiting
  * for their PubAck, actors between two events). V8 collects them only when
  * the old generation next reaches its limit, and a process that then waits
- * for decisions allocates too little to get there: the pages stay committed.
- * Measured with 100,000 calls ringing after such a burst, the heap held about
- * 470 MB of which about 165 MB was live, and nothing changed in 35 s.
+ * for decisions allocates too little to get there: the pages stay committed
+ * (docs/benchmarks.md has the figures with 100,000 calls ringing).
  *
  * So, once a second: when the event loop was busy less than
  * {@link QUIET_UTILIZATION} of the time for {@link QUIET_CHECKS} checks in a
