@@ -73,7 +73,8 @@ describe('the heap collection after a burst', () => {
     try {
       const collect = vi.fn();
       const onCollected = vi.fn();
-      const samples = [busy(10 * MB), busy(90 * MB), quiet(90 * MB), quiet(90 * MB)];
+      const quietOnes = Array.from({ length: QUIET_CHECKS }, () => quiet(90 * MB));
+      const samples = [busy(10 * MB), busy(90 * MB), ...quietOnes];
       const stop = startHeapCompaction({
         log: createLogger({ level: 'silent' }),
         collect,
@@ -81,7 +82,7 @@ describe('the heap collection after a burst', () => {
         everyMs: 1_000,
         sample: () => samples.shift() ?? quiet(0),
       });
-      vi.advanceTimersByTime(3_000);
+      vi.advanceTimersByTime((1 + QUIET_CHECKS) * 1_000);
       expect(collect).not.toHaveBeenCalled();
       vi.advanceTimersByTime(1_000);
       expect(collect).toHaveBeenCalledTimes(1);
