@@ -1,5 +1,3 @@
-import { readlinkSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { StorageType } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -13,6 +11,7 @@ import { MARK_GAP_MS } from '../service/publication-mark.js';
 import type { ServiceOptions } from '../service/service.js';
 import { IDLE_AWAKE, startService, takeOverConsumers } from '../service/service.js';
 import { Shares } from '../service/shares.js';
+import { goneFromThisPlace, memberId, placeOfThisProcess } from './place.js';
 
 /**
  * How many partitions identical replicas share the calls in (NATS 2.10+):
@@ -33,59 +32,6 @@ const HAND_OVER_MS = 2_000;
 export function partitionsFor(serverVersion: string | undefined): number {
   const [major = 0, minor = 0] = (serverVersion ?? '').split('.').map(Number);
   return major > 2 || (major === 2 && minor >= 10) ? SHARED_PARTITIONS : 1;
-}
-
-/**
- * A member id unique to this process: where it runs (the host name and the
- * process-id namespace), the process id and a random part.
- */
-export function memberId(place = placeOfThisProcess(), pid = process.pid): string {
-  return `${place}-${pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-/**
- * The host name and the inode of the process-id namespace (`x` where there
- * is none to read): two processes with the same place see each other's
- * process ids.
- */
-export function placeOfThisProcess(): string {
-  const host = hostname()
-    .replace(/[^A-Za-z0-9_-]/g, '_')
-    .slice(0, 40);
-  let namespace = 'x';
-  try {
-    namespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? 'x';
-  } catch {
-    // Not Linux: no shortcut, every member's heartbeat ages.
-  }
-  return `${host}-${namespace}`;
-}
-
-/**
- * Whether a member ran in this place (host and process-id namespace) as a
- * process that no longer exists: then its heartbeat need not age before its
- * partitions are taken over (an instance restarted after a crash is ready at
- * once). A member elsewhere, or whose process id is in use, is judged by its
- * heartbeat as any other.
- */
-export function goneFromThisPlace(
-  member: string,
-  place = placeOfThisProcess(),
-  exists: (pid: number) => boolean = processExists,
-): boolean {
-  if (place.endsWith('-x') || !member.startsWith(`${place}-`)) return false;
-  const pid = Number(/^(\d+)-[a-z0-9]+$/.exec(member.slice(place.length + 1))?.[1]);
-  return Number.isInteger(pid) && pid > 0 && !exists(pid);
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, owned by another user.
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
 }
 
 export interface ReplicasOptions {
