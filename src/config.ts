@@ -176,6 +176,10 @@ const Env = z.object({
     .transform((v) => v === '1' || v === 'true')
     .default(false),
   INSPECT_PORT: wholeNumber('must be a port number (1-65535)', 1, 65_535).default(4242),
+  COLLECT_WHEN_QUIET: z
+    .enum(['0', '1', 'true', 'false', ''], { error: 'must be 1 or 0' })
+    .transform((v) => v !== '0' && v !== 'false')
+    .default(true),
   INSPECT_HOST: z.string().min(1).default('127.0.0.1'),
   LIVE_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z
@@ -265,6 +269,8 @@ export interface Config {
     readonly maxBytes: number;
   };
   readonly inspect: boolean;
+  /** `COLLECT_WHEN_QUIET`: a full collection of the heap when the process went quiet after a burst. */
+  readonly collectWhenQuiet: boolean;
   /** `LIVE_TOKEN`: when set, the live page and its event stream ask for it. */
   readonly liveToken: string | undefined;
   /** Where the Stately inspector's relay listens with `INSPECT=1` (loopback by default). */
@@ -407,6 +413,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       maxBytes: e.WEBHOOK_MAX_BYTES,
     },
     inspect: e.INSPECT,
+    collectWhenQuiet: e.COLLECT_WHEN_QUIET,
     liveToken: e.LIVE_TOKEN,
     inspector: { port: e.INSPECT_PORT, host: e.INSPECT_HOST },
     logLevel: e.LOG_LEVEL,

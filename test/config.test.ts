@@ -16,8 +16,16 @@ describe('configuration from the environment', () => {
         issuers: ['https://api.botframework.com', 'https://graph.microsoft.com'],
       },
       inspect: false,
+      collectWhenQuiet: true,
       logLevel: 'info',
     });
+  });
+
+  it('turns the quiet-time collection off with COLLECT_WHEN_QUIET=0, and names a bad value', () => {
+    expect(loadConfig({ GRAPH_TOKEN: 't', COLLECT_WHEN_QUIET: '0' }).collectWhenQuiet).toBe(false);
+    expect(() => loadConfig({ GRAPH_TOKEN: 't', COLLECT_WHEN_QUIET: 'yes' })).toThrow(
+      /COLLECT_WHEN_QUIET: must be 1 or 0/,
+    );
   });
 
   it('takes app credentials instead of a static token, and the client id as the webhook audience', () => {

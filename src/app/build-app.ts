@@ -15,7 +15,7 @@ import { createKeyResolver } from '../webhook/keys.js';
 import { createWebhookRoute } from '../webhook/route.js';
 import { createNotificationVerifier } from '../webhook/verify.js';
 import { CloseStack } from './close-stack.js';
-import { measured, tokensFor } from './graph.js';
+import { measured, type RequestCount, tokensFor } from './graph.js';
 import { startHeapCompaction } from './heap.js';
 import { mayActOn, openLeases, sharesOf } from './replicas.js';
 
@@ -85,6 +85,7 @@ export function buildApp(config: Config): App {
       config.partitions.count > 1
         ? undefined
         : await serve(() => openLeases(replicas, () => void shares?.plan()), log);
+    const requests: RequestCount = { inFlight: 0 };
     const graph = createGraphClient({
       baseUrl: config.graph.baseUrl,
       apiVersion: config.graph.apiVersion,
@@ -95,7 +96,7 @@ export function buildApp(config: Config): App {
     stack.push('Graph client', () => graph.close());
     const options: ServiceOptions = {
       nc: connection.nc,
-      control: measured(graph, metrics),
+      control: measured(graph, metrics, requests),
       log,
       metrics,
       subjectPrefix: config.subjectPrefix,
@@ -127,13 +128,14 @@ export function buildApp(config: Config): App {
       stack.push('service', () => one.stop(graceMs));
     }
     intake.open(jetstream(connection.nc), isReady);
-    stack.push(
-      'heap collection',
-      startHeapCompaction({
+    if (config.collectWhenQuiet) {
+      const stop = startHeapCompaction({
         log,
+        inFlight: () => requests.inFlight,
         onCollected: (pauseMs) => metrics.heapCollections.observe(pauseMs / 1000),
-      }),
-    );
+      });
+      stack.push('heap collection', stop);
+    }
     log.info({ owns: running.describe() }, 'ready');
   }
 

@@ -18,12 +18,22 @@ export function tokensFor(config: Config, log: Log): TokenSource {
   });
 }
 
-/** Graph's reject with its duration and outcome counted. */
-export function measured(graph: CallControl, metrics: Metrics): CallControl {
+/** Reject requests started and not yet answered, across the instance's partitions. */
+export interface RequestCount {
+  inFlight: number;
+}
+
+/** Graph's reject with its duration and outcome counted, and `requests` kept up to date. */
+export function measured(
+  graph: CallControl,
+  metrics: Metrics,
+  requests: RequestCount = { inFlight: 0 },
+): CallControl {
   return {
     async reject(request, signal) {
       const started = performance.now();
       metrics.inFlight.inc();
+      requests.inFlight++;
       try {
         const outcome = await graph.reject(request, signal);
         metrics.requestDuration.observe(
@@ -33,6 +43,7 @@ export function measured(graph: CallControl, metrics: Metrics): CallControl {
         return outcome;
       } finally {
         metrics.inFlight.dec();
+        requests.inFlight--;
       }
     },
   };

@@ -40,7 +40,7 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'callgate_process_' });
   const registers = [registry];
-  const metrics: Metrics = {
+  return {
     registry,
     ...ownershipMetrics(registers),
     messages: new Counter({
@@ -153,7 +153,6 @@ export function createMetrics(): Metrics {
       registers,
     }),
   };
-  return metrics;
 }
 
 function ownershipMetrics(registers: Registry[]) {
