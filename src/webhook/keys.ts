@@ -64,6 +64,12 @@ export interface KeyResolver {
    * leaves it). The verifier drops a cached token verified under another.
    */
   generation(): number;
+  /**
+   * Start a fetch in the background when the set is older than its maximum
+   * age (and the cool-down allows): what a key lookup does, for a token that
+   * needs none because it was verified before.
+   */
+  freshen(): void;
 }
 
 const OpenIdConfiguration = z.object({
@@ -138,15 +144,20 @@ export function createKeyResolver(options: KeyResolverOptions): KeyResolver {
     return inFlight;
   }
 
+  /** A fetch in the background once the set is stale; the stale set serves meanwhile. */
+  function freshen(): void {
+    if (cached && now() - cached.fetchedAt >= maxAgeMs && mayFetch()) {
+      load().catch(() => {}); // logged in load
+    }
+  }
+
   /** The set to try first: fetched on first use, refreshed in the background once stale. */
   async function current(): Promise<LocalJWKSet> {
     if (!cached) {
       if (!mayFetch()) throw new KeysUnavailableError('the token signing keys are not available');
       return (await load()).set;
     }
-    if (now() - cached.fetchedAt >= maxAgeMs && mayFetch()) {
-      load().catch(() => {}); // logged in load; the stale set serves meanwhile
-    }
+    freshen();
     return cached.set;
   }
 
@@ -170,6 +181,7 @@ export function createKeyResolver(options: KeyResolverOptions): KeyResolver {
       }
     },
     generation: () => generation,
+    freshen,
   };
 }
 

@@ -50,6 +50,8 @@ export interface KeySource {
   readonly getKey: JWTVerifyGetKey;
   /** Changes whenever the key set in use changes. */
   generation(): number;
+  /** Refresh a stale key set in the background (a cached token looks no key up). */
+  freshen?(): void;
 }
 
 export interface VerifyOptions {
@@ -127,13 +129,17 @@ export function createNotificationVerifier(
     const token = bearerToken(authorizationHeader);
     if (!token.ok) return token;
     const nowMs = now();
+    // A key that left the published set is noticed by its age even while only cached tokens come.
+    keys.freshen?.();
     const at = { nowSec: Math.floor(nowMs / 1000), generation: keys.generation() };
     const cached = cache.get(token.value, at);
     if (cached) return cached;
     const result = await verifyInFull(token.value, nowMs);
     if (result.ok) {
       const { exp, nbf } = Object.freeze(result.claims); // shared by every request that hits
-      const entry = { value: result, exp: Number(exp), nbf, generation: at.generation };
+      // Generation 0 had no key set: the token was verified against the one its check fetched.
+      const generation = at.generation === 0 ? keys.generation() : at.generation;
+      const entry = { value: result, exp: Number(exp), nbf, generation };
       cache.set(token.value, entry, at.nowSec);
     }
     return result;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../support/eventually.js';
 import { mintToken, newSigningKey, post, startWebhook, type WebhookHarness } from './support.js';
 
 let hook: WebhookHarness | undefined;
@@ -61,6 +62,21 @@ describe('a token accepted before, after its key left the key set', () => {
     expect((await post(hook.url, { token: old })).status).toBe(401);
     expect(hook.logText()).toContain('"reason":"key"');
     expect(hook.published).toHaveLength(3);
+  });
+
+  it('is refused once the key set has aged out and been fetched again, though only cached tokens came', async () => {
+    const before = await newSigningKey();
+    hook = await startWebhook({ keys: [before], resolver: { maxAgeMs: 60_000 } });
+    const old = await mintToken(before);
+    expect((await post(hook.url, { token: old })).status).toBe(202);
+
+    hook.keys.serve([await newSigningKey()]);
+    hook.clock.advance(61_000);
+    // The stale set still serves while the fresh one is fetched in the background.
+    expect((await post(hook.url, { token: old })).status).toBe(202);
+    await eventually(() => hook?.keys.fetches.jwks === 2);
+    expect((await post(hook.url, { token: old })).status).toBe(401);
+    expect(hook.logText()).toContain('"reason":"key"');
   });
 
   it('is accepted while its key is still in the new set', async () => {
