@@ -99,7 +99,10 @@ async function startPipeline(
   kind: Kind,
   prefix: string,
   answerTimeoutMs: number,
+  /** Preload the observer (the loads whose allocation, collections and loop delay are reported). */
+  observed = false,
 ): Promise<Pipeline> {
+  const flags = pipelineFlags({ observed });
   const env = {
     NATS_URL: bench.nats.url,
     SUBJECT_PREFIX: prefix,
@@ -113,7 +116,7 @@ async function startPipeline(
     let ready = false;
     const child = startChild(
       process.execPath,
-      ['--import', 'tsx', ...pipelineFlags(), 'bench/e2e/naive.ts'],
+      ['--import', 'tsx', ...flags, 'bench/e2e/naive.ts'],
       env,
       (line) => {
         if (line.trim() === 'ready') ready = true;
@@ -131,7 +134,7 @@ async function startPipeline(
     return { kind, prefix, child, metrics: async () => '' };
   }
   const port = await freePort();
-  const child = startChild(process.execPath, [...pipelineFlags(), SERVICE_ENTRY, 'serve'], {
+  const child = startChild(process.execPath, [...flags, SERVICE_ENTRY, 'serve'], {
     ...env,
     HTTP_PORT: String(port),
     HTTP_HOST: '127.0.0.1',
@@ -353,7 +356,7 @@ async function measureLoad(
   windowMs = ANSWER_TIMEOUT_MS,
 ): Promise<LoadResult> {
   const prefix = `e2e${tag}`;
-  const pipeline = await startPipeline(bench, kind, prefix, windowMs);
+  const pipeline = await startPipeline(bench, kind, prefix, windowMs, true);
   try {
     await warmUp(bench, pipeline);
     const calls = scenario === 'fixed' ? RATE * FIXED_SECONDS : MAX_CALLS;

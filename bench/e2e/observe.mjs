@@ -51,7 +51,8 @@ function fold() {
   for (const gc of statistics) {
     totals.allocated += Math.max(0, gc.beforeGC.heapStatistics.usedHeapSize - usedAfterLast);
     usedAfterLast = gc.afterGC.heapStatistics.usedHeapSize;
-    totals.collections++;
+    // V8 reports a full collection's incremental marking apart: count the collection once.
+    if (gc.gcType !== 'IncrementalMarking') totals.collections++;
     if (gc.gcType === 'Scavenge' || gc.gcType === 'MinorMarkSweep') {
       totals.scavenges++;
       totals.survived += spaceUsed(gc.afterGC, 'new_space');

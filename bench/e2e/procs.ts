@@ -273,15 +273,14 @@ export async function observe(child: Child): Promise<Observed> {
 
 /**
  * Node flags of the measured children: {@link PIPELINE_NODE_FLAGS}, the
- * observer preload (`bench/e2e/observe.mjs`), and with `E2E_CPU_PROF=<dir>`
- * a CPU profile each.
+ * observer preload (`bench/e2e/observe.mjs`) when `observed`, and with
+ * `E2E_CPU_PROF=<dir>` a CPU profile each.
  */
-export function pipelineFlags(): string[] {
+export function pipelineFlags(options: { observed?: boolean } = {}): string[] {
   const dir = process.env.E2E_CPU_PROF;
   return [
     ...PIPELINE_NODE_FLAGS,
-    '--import',
-    OBSERVER,
+    ...(options.observed ? ['--import', OBSERVER] : []),
     ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []),
   ];
 }
