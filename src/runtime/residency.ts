@@ -145,10 +145,9 @@ export class Residency {
 
 /**
  * The snapshot a resting call keeps, as one object literal: every resting
- * call then shares one hidden class. xstate's copy of a snapshot comes out
- * with a hidden class of its own per call, which costs about 400 bytes more
- * each (its map, descriptors and property array, counted in a heap snapshot
- * of 100,000 calls ringing). Empty children and history share one object.
+ * call then shares one hidden class, where xstate's copy of a snapshot comes
+ * out with a hidden class (its map, descriptors and property array) of its
+ * own per call. Empty children and history share one object.
  */
 export function restingForm(snapshot: PersistedCall): PersistedCall {
   const { status, output, error, value, historyValue, context, children } =
