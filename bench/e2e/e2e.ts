@@ -337,8 +337,7 @@ function inside(before: Observed, after: Observed, calls: number): Inside {
     collections: after.collections - before.collections,
     pauseMs: (after.pauseUs - before.pauseUs) / 1000,
     over10ms: after.over10ms - before.over10ms,
-    // The largest pause since the process started: the warm-up's are included.
-    maxPauseMs: after.maxUs / 1000,
+    maxPauseMs: after.windowMaxUs / 1000,
     survivedPerScavenge:
       (after.survived - before.survived) / Math.max(1, after.scavenges - before.scavenges),
     promotedPerScavenge:

@@ -6,8 +6,8 @@
  * collections) and the event loop's delay (a 5 ms timer's lateness).
  *
  * On SIGUSR2 it prints one line, `bench-observe {…}`, with the totals since
- * it started and the event-loop delay since the previous line, then starts
- * a new delay window. With `E2E_HEAP_PROF=<dir>` it also samples
+ * it started, and the event-loop delay and the longest pause since the
+ * previous line, then starts a new window. With `E2E_HEAP_PROF=<dir>` it also samples
  * allocations (collected objects included) and writes, at each line, the
  * profile of the window since the previous one to `<dir>`.
  *
@@ -29,7 +29,6 @@ const totals = {
   scavenges: 0,
   pauseUs: 0,
   over10ms: 0,
-  maxUs: 0,
   /** Bytes the scavenges kept in the young generation, and moved to the old one. */
   survived: 0,
   promoted: 0,
@@ -39,6 +38,8 @@ const totals = {
 const spaceUsed = (stats, name) =>
   stats.heapSpaceStatistics.find((space) => space.spaceName === name)?.spaceUsedSize ?? 0;
 let usedAfterLast = getHeapStatistics().used_heap_size;
+/** The longest pause since the previous report (µs). */
+let windowMaxUs = 0;
 let window = 0;
 
 profiler.start();
@@ -63,7 +64,7 @@ function fold() {
     }
     totals.pauseUs += gc.cost;
     if (gc.cost >= 10_000) totals.over10ms++;
-    totals.maxUs = Math.max(totals.maxUs, gc.cost);
+    windowMaxUs = Math.max(windowMaxUs, gc.cost);
   }
 }
 
@@ -108,6 +109,7 @@ process.on('SIGUSR2', () => {
     window: window++,
     ...totals,
     allocated,
+    windowMaxUs,
     loopDelayMs: {
       p50: ms(delay.percentile(50)),
       p99: ms(delay.percentile(99)),
@@ -115,6 +117,7 @@ process.on('SIGUSR2', () => {
     },
   };
   delay.reset();
+  windowMaxUs = 0;
   if (heapDir) writeHeapProfile(heapDir, line.window);
   process.stdout.write(`${PREFIX}${JSON.stringify(line)}\n`);
 });

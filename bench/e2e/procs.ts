@@ -254,7 +254,8 @@ export interface Observed {
   /** Every collection's pause, summed (µs). */
   readonly pauseUs: number;
   readonly over10ms: number;
-  readonly maxUs: number;
+  /** The longest pause since the previous report (µs). */
+  readonly windowMaxUs: number;
   /** Bytes the scavenges kept young, and promoted to the old generation. */
   readonly survived: number;
   readonly promoted: number;
