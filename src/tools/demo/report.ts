@@ -134,22 +134,34 @@ const latencyLine = (label: string, l: Latency) =>
 const rate = (value: number | undefined) =>
   value === undefined ? '–' : `${value.toFixed(1)} calls/s`;
 
-/** Asked and achieved: the pace of the traffic, and how far behind the service was. */
-function trafficLines(t: TrafficFigures, lag: Summary['serviceLag'], calls: number): string[] {
+/**
+ * Asked and achieved: the pace of the traffic, and how far behind the
+ * service was. `failover`: an instance was killed, and the others' takeover
+ * held new calls back.
+ */
+function trafficLines(
+  t: TrafficFigures,
+  lag: Summary['serviceLag'],
+  calls: number,
+  failover: boolean,
+): string[] {
+  const label = (text: string) => text.padEnd(44);
   const lines = [
-    `${'offered rate (calls planned a second)'.padEnd(44)} ${rate(t.offeredPerSecond).padStart(16)}`,
-    `${'sustained rate (calls started a second)'.padEnd(44)} ${rate(t.sustainedPerSecond).padStart(16)}` +
+    `${label('offered rate (calls planned a second)')} ${rate(t.offeredPerSecond).padStart(16)}`,
+    `${label('sustained rate (calls started a second)')} ${rate(t.sustainedPerSecond).padStart(16)}` +
       `   (${calls} calls, all sent in ${(t.elapsedMs / 1000).toFixed(1)} s)`,
-    `${`time held back (service lag over ${t.maxLagMs} ms)`.padEnd(44)} ${`${(t.heldBackMs / 1000).toFixed(1)} s`.padStart(16)}` +
+    `${label(`time held back (service lag over ${t.maxLagMs} ms)`)} ${`${(t.heldBackMs / 1000).toFixed(1)} s`.padStart(16)}` +
       `   (latest start ${ms(t.maxLateMs)} behind plan)`,
-    `${'service lag (oldest event not acted on)'.padEnd(44)} p50 ${ms(lag.p50).padStart(8)}` +
+    `${label('service lag (oldest event not acted on)')} p50 ${ms(lag.p50).padStart(8)}` +
       `   p99 ${ms(lag.p99).padStart(8)}   max ${ms(lag.max)}`,
   ];
   const offered = t.offeredPerSecond;
   if (offered !== undefined && (t.sustainedPerSecond ?? 0) < offered * 0.95) {
     lines.push(
-      `The service did not keep up with ${offered.toFixed(0)} calls/s here: new calls waited for it, ` +
-        'and the latencies below are those of the sustained rate. Try a lower --rate.',
+      failover
+        ? 'New calls waited while the other instances took over the killed one’s calls.'
+        : `The service did not keep up with ${offered.toFixed(0)} calls/s here: new calls waited for it, ` +
+            'and the latencies below are those of the sustained rate. Try a lower --rate.',
     );
   }
   return lines;
@@ -170,7 +182,12 @@ export function renderReport(input: ReportInput, summary = summarize(input)): st
     '',
   );
   lines.push(
-    ...trafficLines(input.traffic, summary.serviceLag, input.outcomes.length),
+    ...trafficLines(
+      input.traffic,
+      summary.serviceLag,
+      input.outcomes.length,
+      input.replicas?.killed !== undefined,
+    ),
     '',
     latencyLine('reject latency (published → rejected record)', summary.rejectLatency),
     latencyLine('  first request accepted (no Graph faults)', summary.firstTryLatency),

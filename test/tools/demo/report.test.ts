@@ -119,6 +119,16 @@ describe('summarize and renderReport', () => {
     expect(summarize({ ...base, outcomes, traffic }).ok).toBe(true);
   });
 
+  it('puts calls held back during a failover down to the takeover, not to the rate', () => {
+    const traffic = { ...base.traffic, sustainedPerSecond: 88.1, heldBackMs: 2_000 };
+    const killed = 'instance 3 killed (SIGKILL) 7.5 s into the traffic';
+    const text = renderReport({ ...base, outcomes, traffic, replicas: { count: 3, killed } });
+
+    expect(text).toContain('New calls waited while the other instances took over');
+    expect(text).not.toContain('did not keep up');
+    expect(text).toContain(`instances: 3 identical replicas; ${killed}`);
+  });
+
   it('is not ok when a call was decided twice, and says how many', () => {
     const summary = summarize({ ...base, outcomes, decidedTwice: 1 });
     expect(summary.ok).toBe(false);
