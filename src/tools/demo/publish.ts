@@ -72,7 +72,7 @@ export interface PublishResult extends ScheduleResult {
  * once the call is final (Graph answered the reject), or `rejecting` for the
  * slow kinds.
  */
-export function serviceLag(service: ServiceView) {
+function serviceLag(service: ServiceView) {
   /** Messages the service has not finished acting on, oldest first. */
   const unread: Array<{ call: DemoCall; what: What; at: number }> = [];
   let head = 0;
