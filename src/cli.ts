@@ -79,6 +79,11 @@ program
   .option('--token-ttl-seconds <s>', 'lifetime of issued tokens', wholeNumber(1))
   .option('--client-id <id>', 'the only client id the token route accepts')
   .option('--client-secret <secret>', 'the only client secret the token route accepts')
+  .option(
+    '--answer-timeout-ms <ms>',
+    'how long a placed call rings before the emulator ends it',
+    wholeNumber(1),
+  )
   .option('--log-level <level>', 'pino level', 'info')
   .action(
     async (options: {
@@ -88,6 +93,7 @@ program
       tokenTtlSeconds?: number;
       clientId?: string;
       clientSecret?: string;
+      answerTimeoutMs?: number;
       logLevel: string;
     }) => {
       const tool = await loadTool('Graph emulator', () => import('./tools/emulator/main.js'));

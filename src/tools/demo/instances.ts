@@ -13,14 +13,18 @@ export interface DemoInstances {
   readonly logDir: string;
 }
 
-/** Start `count` identical instances with `env`, each ready before this resolves. */
+/**
+ * Start `count` identical instances with `env`, each ready before this
+ * resolves; their logs go to `logDir` (default: a new temporary folder).
+ */
 export async function startInstances(options: {
   count: number;
   env: Record<string, string>;
   signal: AbortSignal;
   started: (service: DemoService) => void;
+  logDir?: string;
 }): Promise<DemoInstances> {
-  const logDir = mkdtempSync(join(tmpdir(), 'callgate-demo-'));
+  const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'callgate-demo-'));
   const ports = await Promise.all(Array.from({ length: options.count }, () => freePort()));
   const services = await Promise.all(
     ports.map(async (httpPort, i) => {

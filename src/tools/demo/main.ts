@@ -1,19 +1,30 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
-import { busNames } from '../../bus/jetstream.js';
-import { createGraphEmulator } from '../emulator/emulator.js';
+import { type BusNames, busNames } from '../../bus/jetstream.js';
+import { type DemoEmulator, startDemoEmulator } from './emulator.js';
 import { startInstances } from './instances.js';
-import { errorText, findOrStartNats, INSTALL_HINT, NatsUnavailableError } from './nats.js';
+import {
+  type DemoNats,
+  errorText,
+  findOrStartNats,
+  INSTALL_HINT,
+  NatsUnavailableError,
+} from './nats.js';
 import { type DemoOptions, parseDemoArgs, USAGE } from './options.js';
-import { MAX_SERVICE_LAG_MS, publishTraffic } from './publish.js';
-import { renderReport, summarize } from './report.js';
+import { MAX_SERVICE_LAG_MS, type PublishResult, publishTraffic } from './publish.js';
+import { type ReportInput, renderReport, summarize } from './report.js';
 import { type DemoService, removeBusObjects } from './service.js';
-import { outcomesOf, progress, trackLifecycle } from './tracker.js';
-import { DEMO_MIX, type DemoKind, planTraffic, sleep } from './traffic.js';
+import { outcomesOf, progress, type Tracker, trackLifecycle } from './tracker.js';
+import { DEMO_MIX, type DemoCall, type DemoKind, planTraffic, sleep } from './traffic.js';
 
 /** The answer window: short, so that the calls built to time out finish quickly. */
 const WINDOW_MS = 4_000;
+/** The bot's app id: the audience of the emulator's notification tokens. */
+const DEMO_APP_ID = 'callgate-demo-bot';
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 type Cleanup = () => Promise<unknown>;
@@ -35,18 +46,104 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
     await removeBusObjects(nats.nc, names);
     say(`cleaned up: stream ${names.stream} and KV bucket ${names.bucket} deleted`);
   });
-  const emulator = await createGraphEmulator({ answerTimeoutMs: WINDOW_MS });
-  /** The bot's app id: the audience of the emulator's notification tokens. */
-  const DEMO_APP_ID = 'callgate-demo-bot';
-  cleanups.push(() => emulator.close());
-  say(`Graph emulator: ${emulator.url}`);
+  const logDir = mkdtempSync(join(tmpdir(), 'callgate-demo-'));
+  const emulator = await startDemoEmulator({
+    answerTimeoutMs: WINDOW_MS,
+    logFile: join(logDir, 'emulator.log'),
+    signal,
+  });
+  cleanups.push(async () => {
+    const code = await emulator.stop();
+    say(`Graph emulator stopped (exit code ${code}); its log: ${emulator.logFile}`);
+  });
+  say(`Graph emulator: ${emulator.url} (callgate emulate-graph, a process of its own)`);
+  const { services, httpPort } = await startServices(opts, {
+    nats,
+    emulator,
+    prefix,
+    names,
+    logDir,
+    signal,
+    cleanups,
+  });
 
-  const replicas = nats.nodes >= 3 ? 3 : 1;
+  const calls = planTraffic(opts);
+  // Graph's answers for each call are scripted before the traffic starts.
+  await emulator.setFaults(calls.flatMap((call) => call.faults));
+  const tracker = await trackLifecycle(nats.nc, prefix, new Set(calls.map((c) => c.callId)));
+  cleanups.push(async () => tracker.stop());
+  const mix = new Map<DemoKind, number>();
+  for (const call of calls) mix.set(call.kind, (mix.get(call.kind) ?? 0) + 1);
+  const kinds = Object.keys(DEMO_MIX) as DemoKind[];
   say(
-    `service: starting ${opts.replicas > 1 ? `${opts.replicas} identical instances of ` : ''}callgate serve (subjects ${prefix}.*${opts.replicas > 1 ? `, STREAM_REPLICAS=${replicas}` : ''})`,
+    `traffic: ${calls.length} calls at ${opts.rate}/s (seed ${opts.seed}): ` +
+      kinds.map((kind) => `${kind} ${mix.get(kind) ?? 0}`).join(', '),
   );
-  const { services, httpPort, logDir } = await startInstances({
+  say(`traffic: new calls wait while the service is over ${MAX_SERVICE_LAG_MS} ms behind`);
+
+  const halfway = killHalfway(services, (calls.length / opts.rate) * 500);
+  const rejectPublished = new Map<string, number>();
+  const published = await driveTraffic(calls, {
+    nats,
+    prefix,
+    tracker,
+    signal,
+    placeCall: async (call) => {
+      const status = await emulator.placeCall({
+        callbackUrl: `http://127.0.0.1:${httpPort}/api/calling`,
+        appId: DEMO_APP_ID,
+        callId: call.callId,
+        source: { identity: { user: { id: `u${call.n}`, displayName: `Caller ${call.n}` } } },
+      });
+      if (status !== 202) {
+        throw new Error(`the webhook answered ${status ?? 'nothing'} for ${call.callId}`);
+      }
+    },
+    beforeReject: (call) => rejectPublished.set(call.callId, performance.now()),
+  }).finally(() => clearTimeout(halfway.timer));
+  if (signal.aborted) return { code: 130 };
+
+  const [received, graph] = await Promise.all([emulator.received(), emulator.stats()]);
+  const duplicated = mix.get('duplicated') ?? 0;
+  const input: ReportInput = {
+    outcomes: outcomesOf(calls, tracker, rejectPublished, received),
+    refusedRejects: tracker.refusedRejects,
+    plannedRefusals: duplicated,
+    duplicatesDropped: published.duplicatesDropped,
+    plannedDrops: duplicated,
+    graphByStatus: graph.byStatus,
+    windowMs: WINDOW_MS,
+    traffic: { ...published, maxLagMs: MAX_SERVICE_LAG_MS },
+    decidedTwice:
+      tracker.conflicting.size + calls.filter((c) => graph.acceptedCount(c.callId) > 1).length,
+    ...(opts.replicas > 1 && { replicas: { count: opts.replicas, killed: halfway.what() } }),
+  };
+  const summary = summarize(input);
+  return { code: summary.ok ? 0 : 1, report: renderReport(input, summary) };
+}
+
+/** `callgate serve`, once or `--replicas` times, wired to NATS and the emulator. */
+async function startServices(
+  opts: DemoOptions,
+  parts: {
+    nats: DemoNats;
+    emulator: DemoEmulator;
+    prefix: string;
+    names: BusNames;
+    logDir: string;
+    signal: AbortSignal;
+    cleanups: Cleanup[];
+  },
+) {
+  const { nats, emulator, prefix, names, cleanups } = parts;
+  const replicas = nats.nodes >= 3 ? 3 : 1;
+  const several = opts.replicas > 1;
+  say(
+    `service: starting ${several ? `${opts.replicas} identical instances of ` : ''}callgate serve (subjects ${prefix}.*${several ? `, STREAM_REPLICAS=${replicas}` : ''})`,
+  );
+  const instances = await startInstances({
     count: opts.replicas,
+    logDir: parts.logDir,
     env: {
       NATS_URL: nats.url,
       GRAPH_BASE_URL: emulator.url,
@@ -62,7 +159,7 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
       WEBHOOK_OPENID_URL: emulator.openIdUrl,
       WEBHOOK_ISSUERS: emulator.issuer,
     },
-    signal,
+    signal: parts.signal,
     started: (service) =>
       cleanups.push(async () => {
         const code = await service.stop();
@@ -70,78 +167,43 @@ async function run(opts: DemoOptions, signal: AbortSignal, cleanups: Cleanup[]):
       }),
   });
   say(
-    `service: ready (answer window ${WINDOW_MS} ms, short so timed-out calls finish quickly; logs in ${logDir})`,
+    `service: ready (answer window ${WINDOW_MS} ms, short so timed-out calls finish quickly; logs in ${parts.logDir})`,
   );
+  return instances;
+}
 
-  const calls = planTraffic(opts);
-  const tracker = await trackLifecycle(nats.nc, prefix, new Set(calls.map((c) => c.callId)));
-  cleanups.push(async () => tracker.stop());
-  const mix = new Map<DemoKind, number>();
-  for (const call of calls) mix.set(call.kind, (mix.get(call.kind) ?? 0) + 1);
-  const kinds = Object.keys(DEMO_MIX) as DemoKind[];
-  say(
-    `traffic: ${calls.length} calls at ${opts.rate}/s (seed ${opts.seed}): ` +
-      kinds.map((kind) => `${kind} ${mix.get(kind) ?? 0}`).join(', '),
-  );
-  say(`traffic: new calls wait while the service is over ${MAX_SERVICE_LAG_MS} ms behind`);
-
-  const halfway = killHalfway(services, (calls.length / opts.rate) * 500);
+/** Publish the traffic with a progress bar, then wait (a while) for every call to be final. */
+async function driveTraffic(
+  calls: readonly DemoCall[],
+  how: {
+    nats: DemoNats;
+    prefix: string;
+    tracker: Tracker;
+    signal: AbortSignal;
+    placeCall: (call: DemoCall) => Promise<void>;
+    beforeReject: (call: DemoCall) => void;
+  },
+): Promise<PublishResult> {
+  const { tracker, signal } = how;
   const bar = progress(calls.length, 'calls');
   const ticker = setInterval(() => bar.update(tracker.finished), 200);
-  const rejectPublished = new Map<string, number>();
-  let published = { duplicatesDropped: 0, elapsedMs: 0, heldBackMs: 0 };
   try {
-    published = await publishTraffic(jetstream(nats.nc), prefix, calls, {
+    const published = await publishTraffic(jetstream(how.nats.nc), how.prefix, calls, {
       signal,
       service: tracker,
-      async placeCall(call) {
-        const placed = await emulator.placeCall({
-          callbackUrl: `http://127.0.0.1:${httpPort}/api/calling`,
-          appId: DEMO_APP_ID,
-          callId: call.callId,
-          source: {
-            identity: { user: { id: `u${call.n}`, displayName: `Caller ${call.n}` } },
-          },
-        });
-        if (placed.status !== 202) {
-          throw new Error(`the webhook answered ${placed.status ?? 'nothing'} for ${call.callId}`);
-        }
-      },
-      beforeReject(call) {
-        // Graph's answers for this call are scripted before its reject goes out.
-        for (const rule of call.faults) emulator.setFault(rule);
-        rejectPublished.set(call.callId, performance.now());
-      },
+      placeCall: how.placeCall,
+      beforeReject: how.beforeReject,
     });
     const until = Date.now() + WINDOW_MS + 10_000;
     while (tracker.finished < calls.length && Date.now() < until && !signal.aborted) {
       await sleep(100);
     }
+    return published;
   } finally {
-    clearTimeout(halfway.timer);
     clearInterval(ticker);
     bar.update(tracker.finished);
     bar.stop();
   }
-  if (signal.aborted) return { code: 130 };
-
-  const duplicated = mix.get('duplicated') ?? 0;
-  const input = {
-    outcomes: outcomesOf(calls, tracker, rejectPublished, emulator.received()),
-    refusedRejects: tracker.refusedRejects,
-    plannedRefusals: duplicated,
-    duplicatesDropped: published.duplicatesDropped,
-    plannedDrops: duplicated,
-    graphByStatus: emulator.stats().byStatus,
-    windowMs: WINDOW_MS,
-    publishMs: published.elapsedMs,
-    heldBackMs: published.heldBackMs,
-    decidedTwice:
-      tracker.conflicting.size + calls.filter((c) => emulator.acceptedCount(c.callId) > 1).length,
-    ...(opts.replicas > 1 && { replicas: { count: opts.replicas, killed: halfway.what() } }),
-  };
-  const summary = summarize(input);
-  return { code: summary.ok ? 0 : 1, report: renderReport(input, summary) };
 }
 
 /**

@@ -2,10 +2,12 @@ import { parseArgs } from 'node:util';
 
 export const USAGE = `usage: npm run demo -- [--calls N] [--rate R] [--seed S] [--replicas N]
 
-Starts the Graph emulator, the service and a traffic generator that publishes a
-realistic mix of calls over NATS JetStream, then prints how every call ended.
+Starts the Graph emulator and the service, places a realistic mix of calls
+through the webhook, publishes the bot's decisions over NATS JetStream, then
+prints how every call ended, the rate offered and sustained, and the latency.
   --calls N   calls to place (default 1500)
-  --rate R    new calls a second (default 300)
+  --rate R    new calls a second (default 100); when the machine cannot keep
+              up, new calls wait and the table shows the rate sustained
   --seed S    seed of the mix and timing (default 1)
   --replicas N  run N identical instances (1-5, default 1); with more than one,
               one is killed (SIGKILL) halfway and the others take its calls over,
@@ -25,14 +27,14 @@ export interface DemoOptions {
  * flag (unknown flags included).
  *
  * @example
- * parseDemoArgs(['--calls', '300']) // { calls: 300, rate: 300, seed: 1, replicas: 1 }
+ * parseDemoArgs(['--calls', '300']) // { calls: 300, rate: 100, seed: 1, replicas: 1 }
  */
 export function parseDemoArgs(args: string[]): DemoOptions | 'help' {
   const { values } = parseArgs({
     args,
     options: {
       calls: { type: 'string', default: '1500' },
-      rate: { type: 'string', default: '300' },
+      rate: { type: 'string', default: '100' },
       seed: { type: 'string', default: '1' },
       replicas: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h' },

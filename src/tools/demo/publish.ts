@@ -1,9 +1,16 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { type DemoCall, type DemoKind, sleep } from './traffic.js';
+import {
+  type Clock,
+  type FollowUp,
+  realClock,
+  runSchedule,
+  type ScheduleResult,
+} from './schedule.js';
+import type { DemoCall, DemoKind } from './traffic.js';
 
 /**
  * New calls wait while the service is further behind than this (ms): the
- * oldest message it has not finished acting on was published this long ago.
+ * oldest message it has not finished acting on was sent this long ago.
  * On a busy machine queueing would otherwise eat the short answer window.
  */
 export const MAX_SERVICE_LAG_MS = 250;
@@ -12,14 +19,7 @@ const GIVE_UP_MS = 5_000;
 /** Kinds whose reject Graph refuses at first by design: their decision is done once `rejecting`. */
 const SLOW_KINDS: ReadonlySet<DemoKind> = new Set(['throttled', 'unavailable']);
 
-type What = 'incoming' | 'incomingAgain' | 'decision' | 'rejectAgain';
-
-/** A message of an already ringing call, due at `dueAt` (`performance.now()`). */
-interface FollowUp {
-  readonly dueAt: number;
-  readonly call: DemoCall;
-  readonly what: What;
-}
+type What = 'incoming' | FollowUp;
 
 function bodyOf(call: DemoCall, what: What): Record<string, unknown> {
   const base = { callId: call.callId, at: new Date().toISOString() };
@@ -39,16 +39,10 @@ function bodyOf(call: DemoCall, what: What): Record<string, unknown> {
   return { type: 'call.reject', ...base, reason: call.reason };
 }
 
-/** What follows a call's `call.incoming`, timed from when it went out. */
-function followUps(call: DemoCall, now: number): FollowUp[] {
-  if (call.kind === 'timedOut') return [];
-  const decideAt = now + (call.decideMs - call.startMs);
-  const next: FollowUp[] = [{ dueAt: decideAt, call, what: 'decision' }];
-  if (call.kind === 'duplicated') {
-    next.push({ dueAt: now + 10, call, what: 'incomingAgain' });
-    next.push({ dueAt: decideAt + 5, call, what: 'rejectAgain' });
-  }
-  return next;
+/** What the lifecycle records said so far: how many arrived for the call, and whether one was final. */
+export interface ServiceView {
+  records(callId: string): number;
+  isFinal(callId: string): boolean;
 }
 
 export interface PublishHooks {
@@ -56,31 +50,62 @@ export interface PublishHooks {
   beforeReject(call: DemoCall): void;
   /**
    * Announce a call the way Graph does: a signed notification POSTed to the
-   * service's webhook. Without it, `call.incoming` is published on NATS.
+   * service's webhook; resolves once the webhook accepted it (202). Without
+   * it, `call.incoming` is published on NATS.
    */
   placeCall?(call: DemoCall): Promise<void>;
-  /** What the lifecycle records said so far: how many arrived for the call, and whether one was final. */
-  readonly service: {
-    records(callId: string): number;
-    isFinal(callId: string): boolean;
-  };
+  readonly service: ServiceView;
   readonly signal: AbortSignal;
+  /** Default: `performance.now()` and `setTimeout`. */
+  readonly clock?: Clock;
 }
 
-export interface PublishResult {
-  /** Messages JetStream stored, and repeated ones it dropped (same `Nats-Msg-Id`). */
+export interface PublishResult extends ScheduleResult {
+  /** Messages stored (notifications accepted), and repeated ones JetStream dropped (same `Nats-Msg-Id`). */
   readonly stored: number;
   readonly duplicatesDropped: number;
-  readonly elapsedMs: number;
-  /** How long new calls waited for the service to catch up. */
-  readonly heldBackMs: number;
 }
 
 /**
- * Publish every call's events on `<prefix>.events.<callId>` through JetStream,
- * new calls at their planned pace (held back while the service lags), each
- * call's decision its planned delay after its `call.incoming`. Many publishes
- * are in flight at once, awaited once per tick.
+ * How far behind the service is: the age of the oldest message it has not
+ * finished acting on. Done: `call.incoming` once the call rings; a decision
+ * once the call is final (Graph answered the reject), or `rejecting` for the
+ * slow kinds.
+ */
+function serviceLag(service: ServiceView) {
+  /** Messages the service has not finished acting on, oldest first. */
+  const unread: Array<{ call: DemoCall; what: What; at: number }> = [];
+  let head = 0;
+  const actedOn = ({ call, what }: { call: DemoCall; what: What }) =>
+    what === 'incoming'
+      ? service.records(call.callId) >= 1
+      : SLOW_KINDS.has(call.kind)
+        ? service.records(call.callId) >= 2
+        : service.isFinal(call.callId);
+  return {
+    sent(call: DemoCall, what: What, at: number) {
+      unread.push({ call, what, at });
+    },
+    lag(now: number): number {
+      for (let oldest = unread[head]; oldest; oldest = unread[head]) {
+        if (!actedOn(oldest) && now - oldest.at < GIVE_UP_MS) break;
+        head++;
+      }
+      if (head > 1_024 && head * 2 > unread.length) {
+        unread.splice(0, head);
+        head = 0;
+      }
+      const oldest = unread[head];
+      return oldest ? now - oldest.at : 0;
+    },
+  };
+}
+
+/**
+ * Place every call and publish its events on `<prefix>.events.<callId>`
+ * through JetStream: new calls at their planned pace, never waiting for
+ * earlier ones (held back only while the service lags), each call's
+ * decision its planned delay after its notification was accepted.
  */
 export async function publishTraffic(
   js: JetStreamClient,
@@ -88,83 +113,37 @@ export async function publishTraffic(
   calls: readonly DemoCall[],
   hooks: PublishHooks,
 ): Promise<PublishResult> {
-  const started = performance.now();
-  let base = started;
-  let heldSince: number | undefined;
-  let heldBackMs = 0;
-  let next = 0;
-  let pending: FollowUp[] = [];
-  /** Messages the service has not finished acting on, oldest first. */
-  const unread: Array<{ call: DemoCall; what: What; at: number }> = [];
-  /**
-   * Done: `call.incoming` once the call rings; a decision once the call is
-   * final (Graph answered the reject), or `rejecting` for the slow kinds.
-   */
-  const actedOn = ({ call, what }: { call: DemoCall; what: What }) =>
-    what === 'incoming'
-      ? hooks.service.records(call.callId) >= 1
-      : SLOW_KINDS.has(call.kind)
-        ? hooks.service.records(call.callId) >= 2
-        : hooks.service.isFinal(call.callId);
+  const clock = hooks.clock ?? realClock;
+  const backlog = serviceLag(hooks.service);
   let stored = 0;
   let duplicatesDropped = 0;
-
-  const send = (call: DemoCall, what: What) => {
-    const body = bodyOf(call, what);
-    if (what === 'decision' && body.type === 'call.reject') hooks.beforeReject(call);
-    if (what === 'incoming' || what === 'decision')
-      unread.push({ call, what, at: performance.now() });
-    // Duplicated calls stay on NATS, where JetStream drops the repeated incoming.
-    if (what === 'incoming' && hooks.placeCall && call.kind !== 'duplicated') {
-      return hooks.placeCall(call).then(() => {
-        stored++;
-      });
-    }
+  const publish = async (call: DemoCall, what: What) => {
     const incoming = what === 'incoming' || what === 'incomingAgain';
     const options = incoming ? { msgID: `incoming-${call.callId}` } : {};
-    return js
-      .publish(`${prefix}.events.${call.callId}`, JSON.stringify(body), options)
-      .then((ack) => {
-        if (ack.duplicate) duplicatesDropped++;
-        else stored++;
-      });
+    const body = JSON.stringify(bodyOf(call, what));
+    const ack = await js.publish(`${prefix}.events.${call.callId}`, body, options);
+    if (ack.duplicate) duplicatesDropped++;
+    else stored++;
   };
-  const lag = (now: number) => {
-    for (let head = unread[0]; head; head = unread[0]) {
-      if (!actedOn(head) && now - head.at < GIVE_UP_MS) break;
-      unread.shift();
-    }
-    return unread[0] ? now - unread[0].at : 0;
-  };
-
-  while ((next < calls.length || pending.length > 0) && !hooks.signal.aborted) {
-    const now = performance.now();
-    const batch: Promise<void>[] = [];
-    const due = pending.filter((f) => f.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt);
-    pending = pending.filter((f) => f.dueAt > now);
-    for (const f of due) batch.push(send(f.call, f.what));
-    const held = lag(now) > MAX_SERVICE_LAG_MS;
-    if (held) heldSince ??= now;
-    else if (heldSince !== undefined) {
-      // Go on at the planned pace from here, with no burst to catch up.
-      base += now - heldSince;
-      heldBackMs += now - heldSince;
-      heldSince = undefined;
-    }
-    for (
-      let call = calls[next];
-      !held && call && base + call.startMs <= now;
-      call = calls[++next]
-    ) {
-      batch.push(send(call, 'incoming'));
-      pending.push(...followUps(call, now));
-    }
-    await Promise.all(batch);
-    const wakes = pending.map((f) => f.dueAt);
-    const upcoming = calls[next];
-    if (upcoming) wakes.push(held ? now + 5 : base + upcoming.startMs);
-    if (wakes.length > 0) await sleep(Math.max(1, Math.min(...wakes) - performance.now()));
-  }
-  if (heldSince !== undefined) heldBackMs += performance.now() - heldSince;
-  return { stored, duplicatesDropped, elapsedMs: performance.now() - started, heldBackMs };
+  const result = await runSchedule(calls, {
+    clock,
+    maxLagMs: MAX_SERVICE_LAG_MS,
+    signal: hooks.signal,
+    lag: backlog.lag,
+    async announce(call) {
+      backlog.sent(call, 'incoming', clock.now());
+      // Duplicated calls stay on NATS, where JetStream drops the repeated incoming.
+      if (!hooks.placeCall || call.kind === 'duplicated') return publish(call, 'incoming');
+      await hooks.placeCall(call);
+      stored++;
+    },
+    follow(call, what) {
+      if (what === 'decision') {
+        if (call.kind !== 'answered' && call.kind !== 'hungUp') hooks.beforeReject(call);
+        backlog.sent(call, what, clock.now());
+      }
+      return publish(call, what);
+    },
+  });
+  return { ...result, stored, duplicatesDropped };
 }

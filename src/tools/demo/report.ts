@@ -24,13 +24,26 @@ export interface ReportInput {
   /** Reject requests the Graph emulator answered, by status. */
   readonly graphByStatus: Readonly<Record<string, number>>;
   readonly windowMs: number;
-  /** How long publishing took, and how long new calls waited for the service. */
-  readonly publishMs: number;
-  readonly heldBackMs: number;
+  readonly traffic: TrafficFigures;
   /** Calls decided twice: two different final records, or two rejects Graph accepted. */
   readonly decidedTwice: number;
   /** `--replicas`: the instances, and what happened to one of them halfway. */
   readonly replicas?: { readonly count: number; readonly killed: string | undefined };
+}
+
+/** What the traffic generator was asked for, and what it achieved. */
+export interface TrafficFigures {
+  /** Calls a second as planned (`--rate`), and as started. */
+  readonly offeredPerSecond: number | undefined;
+  readonly sustainedPerSecond: number | undefined;
+  /** First call placed → last message accepted (ms). */
+  readonly elapsedMs: number;
+  /** How long new calls waited for the service, and how late the latest start was (ms). */
+  readonly heldBackMs: number;
+  readonly maxLateMs: number;
+  /** The service's lag, sampled while calls were placed, and the lag over which new calls wait (ms). */
+  readonly lagSamples: readonly number[];
+  readonly maxLagMs: number;
 }
 
 export interface Latency {
@@ -50,6 +63,7 @@ export interface Summary {
   /** Rejected calls whose first request was accepted (no Graph fault). */
   readonly firstTryLatency: Latency;
   readonly graphLatency: Latency;
+  readonly serviceLag: Latency & { readonly max: number | undefined };
   readonly ok: boolean;
 }
 
@@ -102,6 +116,10 @@ export function summarize(input: ReportInput): Summary {
     rejectLatency: latency(rejected.map((o) => o.rejectLatencyMs)),
     firstTryLatency: latency(firstTry.map((o) => o.rejectLatencyMs)),
     graphLatency: latency(firstTry.map((o) => o.graphLatencyMs)),
+    serviceLag: {
+      ...latency([...input.traffic.lagSamples]),
+      max: percentile(input.traffic.lagSamples, 100),
+    },
     ok: lost === 0 && different === 0 && input.decidedTwice === 0,
   };
 }
@@ -113,6 +131,41 @@ const row = (cells: string[], widths: number[]) =>
     .join('  ');
 const latencyLine = (label: string, l: Latency) =>
   `${label.padEnd(44)} p50 ${ms(l.p50).padStart(8)}   p99 ${ms(l.p99).padStart(8)}   (${l.count} calls)`;
+const rate = (value: number | undefined) =>
+  value === undefined ? '–' : `${value.toFixed(1)} calls/s`;
+
+/**
+ * Asked and achieved: the pace of the traffic, and how far behind the
+ * service was. `failover`: an instance was killed, and the others' takeover
+ * held new calls back.
+ */
+function trafficLines(
+  t: TrafficFigures,
+  lag: Summary['serviceLag'],
+  calls: number,
+  failover: boolean,
+): string[] {
+  const label = (text: string) => text.padEnd(44);
+  const lines = [
+    `${label('offered rate (calls planned a second)')} ${rate(t.offeredPerSecond).padStart(16)}`,
+    `${label('sustained rate (calls started a second)')} ${rate(t.sustainedPerSecond).padStart(16)}` +
+      `   (${calls} calls, all sent in ${(t.elapsedMs / 1000).toFixed(1)} s)`,
+    `${label(`time held back (service lag over ${t.maxLagMs} ms)`)} ${`${(t.heldBackMs / 1000).toFixed(1)} s`.padStart(16)}` +
+      `   (latest start ${ms(t.maxLateMs)} behind plan)`,
+    `${label('service lag (oldest event not acted on)')} p50 ${ms(lag.p50).padStart(8)}` +
+      `   p99 ${ms(lag.p99).padStart(8)}   max ${ms(lag.max)}`,
+  ];
+  const offered = t.offeredPerSecond;
+  if (offered !== undefined && (t.sustainedPerSecond ?? 0) < offered * 0.95) {
+    lines.push(
+      failover
+        ? 'New calls waited while the other instances took over the killed one’s calls.'
+        : `The service did not keep up with ${offered.toFixed(0)} calls/s here: new calls waited for it, ` +
+            'and the latencies below are those of the sustained rate. Try a lower --rate.',
+    );
+  }
+  return lines;
+}
 
 /** The demo's closing table, as text. */
 export function renderReport(input: ReportInput, summary = summarize(input)): string {
@@ -129,6 +182,13 @@ export function renderReport(input: ReportInput, summary = summarize(input)): st
     '',
   );
   lines.push(
+    ...trafficLines(
+      input.traffic,
+      summary.serviceLag,
+      input.outcomes.length,
+      input.replicas?.killed !== undefined,
+    ),
+    '',
     latencyLine('reject latency (published → rejected record)', summary.rejectLatency),
     latencyLine('  first request accepted (no Graph faults)', summary.firstTryLatency),
     latencyLine('  published → request at the Graph emulator', summary.graphLatency),
@@ -141,10 +201,6 @@ export function renderReport(input: ReportInput, summary = summarize(input)): st
         .map(([status, n]) => `${status}: ${n}`)
         .join(', ') || 'none'
     }`,
-    `traffic: ${input.outcomes.length} calls published in ${(input.publishMs / 1000).toFixed(1)} s` +
-      (input.heldBackMs >= 50
-        ? ` (new calls held back ${(input.heldBackMs / 1000).toFixed(1)} s while the service caught up)`
-        : ''),
     `answer window: ${input.windowMs} ms (ANSWER_TIMEOUT_MS, short so timed-out calls finish quickly)`,
     '',
     ...(input.replicas

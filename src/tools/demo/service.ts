@@ -16,19 +16,18 @@ export interface DemoService {
   kill(): Promise<void>;
 }
 
-/** As `npm start` and the Docker image run the service. */
-const NODE_FLAGS = ['--max-semi-space-size=32'];
-
-/** `node dist/src/cli.js serve`, two folders up; through tsx when running from the sources. */
-function serveCommand(): string[] {
+/**
+ * Node's arguments for `callgate <args>`: `dist/src/cli.js`, two folders up;
+ * through tsx when running from the sources.
+ */
+export function callgateCommand(args: readonly string[], nodeFlags: readonly string[] = []) {
   const here = fileURLToPath(import.meta.url);
-  if (extname(here) === '.ts') {
-    return [...NODE_FLAGS, '--import', 'tsx', join(dirname(here), '..', '..', 'cli.ts'), 'serve'];
-  }
-  return [...NODE_FLAGS, join(dirname(here), '..', '..', 'cli.js'), 'serve'];
+  const cli = join(dirname(here), '..', '..', extname(here) === '.ts' ? 'cli.ts' : 'cli.js');
+  return [...nodeFlags, ...(extname(here) === '.ts' ? ['--import', 'tsx'] : []), cli, ...args];
 }
 
-function tail(file: string, lines = 20): string {
+/** The last `lines` lines of a log file, for an error message. */
+export function tail(file: string, lines = 20): string {
   try {
     return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
   } catch {
@@ -36,7 +35,7 @@ function tail(file: string, lines = 20): string {
   }
 }
 
-function exited(child: ChildProcess): boolean {
+export function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
@@ -52,7 +51,7 @@ export async function startDemoService(options: {
   readyWithinMs?: number;
 }): Promise<DemoService> {
   const log = openSync(options.logFile, 'a');
-  const child = spawn(process.execPath, serveCommand(), {
+  const child = spawn(process.execPath, callgateCommand(['serve']), {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', log, log],
     detached: true,

@@ -1,7 +1,6 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { SingleBar } from 'cli-progress';
 import { LifecycleRecord } from '../../contract/records.js';
-import type { ReceivedReject } from '../emulator/emulator.js';
 import type { Outcome } from './report.js';
 import type { DemoCall } from './traffic.js';
 
@@ -88,13 +87,14 @@ export async function trackLifecycle(
 /**
  * Each planned call's outcome: its final state, and the latencies from its
  * `call.reject` (published at `rejectPublished`, `performance.now()`) to its
- * final record and to its first request at the in-process Graph emulator.
+ * final record and to its first request at the Graph emulator (`received`,
+ * on the same clock).
  */
 export function outcomesOf(
   calls: readonly DemoCall[],
   tracker: Tracker,
   rejectPublished: ReadonlyMap<string, number>,
-  received: readonly ReceivedReject[],
+  received: ReadonlyArray<{ readonly callId: string; readonly receivedPerf: number }>,
 ): Outcome[] {
   const firstRequest = new Map<string, number>();
   for (const request of received) {

@@ -14,6 +14,8 @@ export interface EmulateGraphOptions {
   /** With `clientSecret`: the only credentials that get tokens. */
   readonly clientId?: string;
   readonly clientSecret?: string;
+  /** How long a placed call rings before the emulator ends it, as Graph would. Default 15000. */
+  readonly answerTimeoutMs?: number;
   /** pino level. Default `LOG_LEVEL`, else `info`. */
   readonly logLevel?: string;
   /** Where the JSON log lines go. Default stdout. */
@@ -53,6 +55,7 @@ export async function runEmulateGraph(options: EmulateGraphOptions = {}): Promis
     latencyMs: options.latencyMs ?? 0,
     tokenTtlSeconds: options.tokenTtlSeconds ?? 3599,
     ...(credentials && { credentials }),
+    ...(options.answerTimeoutMs !== undefined && { answerTimeoutMs: options.answerTimeoutMs }),
     log,
   });
   log.info(

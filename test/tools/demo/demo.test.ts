@@ -38,11 +38,17 @@ describe('npm run demo', () => {
     });
     expect(code, `stdout:\n${stdout}\nstderr:\n${stderr}`).toBe(0);
     expect(stderr).toContain(`NATS: using ${server.url}`);
+    expect(stderr).toMatch(/Graph emulator: http:\/\/127\.0\.0\.1:\d+ \(callgate emulate-graph/);
+    expect(stderr).toMatch(/Graph emulator stopped \(exit code 0\)/);
     for (const state of FINAL_STATES) {
       expect(stdout).toMatch(new RegExp(`^${state}\\s+\\d+\\s+\\d+$`, 'm'));
     }
     expect(stdout).toMatch(/^total\s+300\s+300$/m);
     expect(stdout).toMatch(/reject latency .* p50\s+\d+ ms\s+p99\s+\d+ ms/);
+    expect(stdout).toMatch(/^offered rate \(calls planned a second\)\s+300\.0 calls\/s$/m);
+    expect(stdout).toMatch(/^sustained rate \(calls started a second\)\s+\d+\.\d calls\/s/m);
+    expect(stdout).toMatch(/^time held back .*\d+\.\d s/m);
+    expect(stdout).toMatch(/^service lag .*p50\s+\d+ ms\s+p99\s+\d+ ms\s+max \d+ ms$/m);
     expect(stdout).toContain('6 second rejects refused (of 6)');
     expect(stdout).toContain('6 repeated incoming dropped by JetStream (of 6)');
     expect(stdout).toMatch(/^calls lost: 0$/m);

@@ -29,8 +29,15 @@ const base = {
   plannedDrops: 1,
   graphByStatus: { '429': 1, '202': 2 },
   windowMs: 4_000,
-  publishMs: 5_020,
-  heldBackMs: 0,
+  traffic: {
+    offeredPerSecond: 100,
+    sustainedPerSecond: 99.96,
+    elapsedMs: 15_420,
+    heldBackMs: 0,
+    maxLateMs: 2.4,
+    lagSamples: [3, 1, 4, 1, 5, 9, 2, 6, 40],
+    maxLagMs: 250,
+  },
   decidedTwice: 0,
 };
 
@@ -78,6 +85,48 @@ describe('summarize and renderReport', () => {
     expect(text).toContain('Graph emulator answers: 202: 2, 429: 1');
     expect(text).toMatch(/^calls lost: 0$/m);
     expect(text).toMatch(/^calls decided twice: 0$/m);
+  });
+
+  it('shows the rate asked for and the rate achieved, the time held back and the service lag', () => {
+    const text = renderReport({ ...base, outcomes });
+
+    expect(text).toMatch(/^offered rate \(calls planned a second\)\s+100\.0 calls\/s$/m);
+    expect(text).toMatch(
+      /^sustained rate \(calls started a second\)\s+100\.0 calls\/s {3}\(6 calls, all sent in 15\.4 s\)$/m,
+    );
+    expect(text).toMatch(
+      /^time held back \(service lag over 250 ms\)\s+0\.0 s {3}\(latest start 2 ms behind plan\)$/m,
+    );
+    expect(text).toMatch(
+      /^service lag \(oldest event not acted on\)\s+p50\s+4 ms\s+p99\s+40 ms\s+max 40 ms$/m,
+    );
+    expect(text).not.toContain('did not keep up');
+    expect(text.indexOf('offered rate')).toBeLessThan(text.indexOf('reject latency'));
+  });
+
+  it('says so when the service did not keep up with the rate asked for', () => {
+    const traffic = { ...base.traffic, sustainedPerSecond: 212.4, heldBackMs: 3_300 };
+    const text = renderReport({
+      ...base,
+      outcomes,
+      traffic: { ...traffic, offeredPerSecond: 300 },
+    });
+
+    expect(text).toMatch(/^offered rate .*\s300\.0 calls\/s$/m);
+    expect(text).toMatch(/^sustained rate .*\s212\.4 calls\/s/m);
+    expect(text).toMatch(/^time held back .*\s3\.3 s/m);
+    expect(text).toContain('The service did not keep up with 300 calls/s here');
+    expect(summarize({ ...base, outcomes, traffic }).ok).toBe(true);
+  });
+
+  it('puts calls held back during a failover down to the takeover, not to the rate', () => {
+    const traffic = { ...base.traffic, sustainedPerSecond: 88.1, heldBackMs: 2_000 };
+    const killed = 'instance 3 killed (SIGKILL) 7.5 s into the traffic';
+    const text = renderReport({ ...base, outcomes, traffic, replicas: { count: 3, killed } });
+
+    expect(text).toContain('New calls waited while the other instances took over');
+    expect(text).not.toContain('did not keep up');
+    expect(text).toContain(`instances: 3 identical replicas; ${killed}`);
   });
 
   it('is not ok when a call was decided twice, and says how many', () => {

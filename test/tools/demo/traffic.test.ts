@@ -42,7 +42,7 @@ describe('planTraffic', () => {
 
 describe('parseDemoArgs', () => {
   it('has defaults for ~1,500 calls over ~5 s', () => {
-    expect(parseDemoArgs([])).toEqual({ calls: 1500, rate: 300, seed: 1, replicas: 1 });
+    expect(parseDemoArgs([])).toEqual({ calls: 1500, rate: 100, seed: 1, replicas: 1 });
     expect(
       parseDemoArgs(['--calls', '300', '--rate=100', '--seed', '0', '--replicas', '3']),
     ).toEqual({ calls: 300, rate: 100, seed: 0, replicas: 3 });
