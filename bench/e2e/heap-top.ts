@@ -4,25 +4,19 @@
  * bytes allocated by the functions that allocated most, and by where the
  * code lives. With `--calls N` also per call.
  *
- *   node --import tsx bench/e2e/heap-top.ts FILE.heapprofile [--top 40] [--calls 10000] [--inclusive REGEX]
+ *   node --import tsx bench/e2e/profile-top.ts FILE.heapprofile [--top 40] [--calls 10000] [--inclusive REGEX]
  *
  * `--inclusive REGEX`: the bytes allocated under the functions whose
  * "name  file:line" matches (their own and their callees').
  */
-import { readFileSync } from 'node:fs';
-import { areaOf, keyOf } from './profile-top.js';
+import { areaOf, type Frame, keyOf } from './frames.js';
 
-interface HeapNode {
-  readonly callFrame: {
-    readonly functionName: string;
-    readonly url: string;
-    readonly lineNumber: number;
-  };
+interface HeapNode extends Frame {
   readonly selfSize: number;
   readonly children: HeapNode[];
 }
 
-interface HeapProfile {
+export interface HeapProfile {
   readonly head: HeapNode;
 }
 
@@ -75,27 +69,4 @@ export function summariseHeap(profile: HeapProfile, top = 30, calls = 0, pattern
       ? ['', `inclusive bytes of functions matching ${pattern}:`, ...list(inclusive, top)]
       : []),
   ].join('\n');
-}
-
-const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, ''));
-if (isMain) {
-  const args = process.argv.slice(2);
-  const option = (name: string) => {
-    const index = args.indexOf(name);
-    return index >= 0 ? args.splice(index, 2)[1] : undefined;
-  };
-  const top = Number(option('--top') ?? 30);
-  const calls = Number(option('--calls') ?? 0);
-  const pattern = option('--inclusive');
-  if (args.length === 0) {
-    process.stderr.write(
-      'usage: heap-top.ts FILE.heapprofile [--top N] [--calls N] [--inclusive REGEX]\n',
-    );
-    process.exit(2);
-  }
-  for (const file of args) {
-    const profile = JSON.parse(readFileSync(file, 'utf8')) as HeapProfile;
-    const regex = pattern ? new RegExp(pattern) : undefined;
-    process.stdout.write(`## ${file}\n${summariseHeap(profile, top, calls, regex)}\n\n`);
-  }
 }

@@ -8,16 +8,16 @@
  *
  * `--inclusive REGEX`: also the inclusive time (self + callees, each sample
  * counted once per function) of the functions whose "name  file" matches.
+ * An allocation profile (`FILE.heapprofile`, from `E2E_HEAP_PROF`) is
+ * summarised by bytes instead (`bench/e2e/heap-top.ts`), per call with
+ * `--calls N`.
  */
 import { readFileSync } from 'node:fs';
+import { areaOf, type Frame, keyOf } from './frames.js';
+import { type HeapProfile, summariseHeap } from './heap-top.js';
 
-interface ProfileNode {
+interface ProfileNode extends Frame {
   readonly id: number;
-  readonly callFrame: {
-    readonly functionName: string;
-    readonly url: string;
-    readonly lineNumber: number;
-  };
   readonly children?: number[];
 }
 
@@ -27,26 +27,6 @@ interface CpuProfile {
   readonly timeDeltas: number[];
   readonly startTime: number;
   readonly endTime: number;
-}
-
-/** Where a frame's code lives, coarsely. */
-export function areaOf(url: string, name: string): string {
-  if (url === '') return name.startsWith('(') ? name : '(native / builtin)';
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-  if (pkg?.[1]) return pkg[1];
-  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
-  const own = /\/(src|machines|bench)\/(.+)$/.exec(url);
-  if (own) return `${own[1]}/${own[2]?.split('/')[0]}`;
-  return url;
-}
-
-/** "name  file:line" of a frame, file relative to node_modules or the project. */
-export function keyOf(node: Pick<ProfileNode, 'callFrame'>): string {
-  const { functionName, url, lineNumber } = node.callFrame;
-  const short = url
-    .replace(/^.*\/node_modules\//, '')
-    .replace(/^file:\/\/.*\/(src|machines|bench)\//, '$1/');
-  return `${functionName || '(anonymous)'}  ${short}${url ? `:${lineNumber + 1}` : ''}`;
 }
 
 export function inclusive(profile: CpuProfile, pattern: RegExp, top = 30): string {
@@ -128,15 +108,25 @@ if (isMain) {
     return index >= 0 ? args.splice(index, 2)[1] : undefined;
   };
   const top = Number(option('--top') ?? 30);
+  const calls = Number(option('--calls') ?? 0);
   const pattern = option('--inclusive');
   const files = args;
   if (files.length === 0) {
-    process.stderr.write('usage: profile-top.ts FILE.cpuprofile [--top N]\n');
+    process.stderr.write(
+      'usage: profile-top.ts FILE.cpuprofile|FILE.heapprofile [--top N] [--inclusive REGEX] [--calls N]\n',
+    );
     process.exit(2);
   }
+  const regex = pattern ? new RegExp(pattern) : undefined;
   for (const file of files) {
-    const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+    const text = readFileSync(file, 'utf8');
+    if (file.endsWith('.heapprofile')) {
+      const profile = JSON.parse(text) as HeapProfile;
+      process.stdout.write(`## ${file}\n${summariseHeap(profile, top, calls, regex)}\n\n`);
+      continue;
+    }
+    const profile = JSON.parse(text) as CpuProfile;
     process.stdout.write(`## ${file}\n${summarise(profile, top)}\n\n`);
-    if (pattern) process.stdout.write(`${inclusive(profile, new RegExp(pattern), top)}\n\n`);
+    if (regex) process.stdout.write(`${inclusive(profile, regex, top)}\n\n`);
   }
 }

@@ -8,6 +8,7 @@ import { createHttpServer, type Route } from '../http/server.js';
 import { type CallInspector, createCallInspector } from '../inspect/inspector.js';
 import { createLiveHub, type LiveHub } from '../live/hub.js';
 import { createLogger, type Log } from '../log.js';
+import { RequestsInFlight } from '../runtime/logic.js';
 import { createMetrics, type Metrics } from '../service/metrics.js';
 import { type ServiceOptions, startService } from '../service/service.js';
 import type { Shares } from '../service/shares.js';
@@ -15,7 +16,7 @@ import { createKeyResolver } from '../webhook/keys.js';
 import { createWebhookRoute } from '../webhook/route.js';
 import { createNotificationVerifier } from '../webhook/verify.js';
 import { CloseStack } from './close-stack.js';
-import { measured, type RequestCount, tokensFor } from './graph.js';
+import { measured, tokensFor } from './graph.js';
 import { startHeapCompaction } from './heap.js';
 import { mayActOn, openLeases, sharesOf } from './replicas.js';
 
@@ -85,7 +86,7 @@ export function buildApp(config: Config): App {
       config.partitions.count > 1
         ? undefined
         : await serve(() => openLeases(replicas, () => void shares?.plan()), log);
-    const requests: RequestCount = { inFlight: 0 };
+    const requests = new RequestsInFlight();
     const graph = createGraphClient({
       baseUrl: config.graph.baseUrl,
       apiVersion: config.graph.apiVersion,
@@ -131,7 +132,7 @@ export function buildApp(config: Config): App {
     if (config.collectWhenQuiet) {
       const stop = startHeapCompaction({
         log,
-        inFlight: () => requests.inFlight,
+        inFlight: () => requests.count,
         onCollected: (pauseMs) => metrics.heapCollections.observe(pauseMs / 1000),
       });
       stack.push('heap collection', stop);

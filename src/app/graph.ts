@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import { clientCredentials, staticToken, type TokenSource } from '../graph/tokens.js';
 import type { Log } from '../log.js';
+import { RequestsInFlight } from '../runtime/logic.js';
 import type { CallControl } from '../runtime/ports.js';
 import type { Metrics } from '../service/metrics.js';
 
@@ -18,24 +19,21 @@ export function tokensFor(config: Config, log: Log): TokenSource {
   });
 }
 
-/** Reject requests started and not yet answered, across the instance's partitions. */
-export interface RequestCount {
-  inFlight: number;
-}
-
-/** Graph's reject with its duration and outcome counted, and `requests` kept up to date. */
+/**
+ * Graph's reject with its duration and outcome counted, and counted in
+ * `requests` while in flight (across the instance's partitions).
+ */
 export function measured(
   graph: CallControl,
   metrics: Metrics,
-  requests: RequestCount = { inFlight: 0 },
+  requests = new RequestsInFlight(),
 ): CallControl {
   return {
     async reject(request, signal) {
       const started = performance.now();
       metrics.inFlight.inc();
-      requests.inFlight++;
       try {
-        const outcome = await graph.reject(request, signal);
+        const outcome = await requests.track(graph.reject(request, signal));
         metrics.requestDuration.observe(
           { status: String(outcome.status ?? 'none') },
           (performance.now() - started) / 1000,
@@ -43,7 +41,6 @@ export function measured(
         return outcome;
       } finally {
         metrics.inFlight.dec();
-        requests.inFlight--;
       }
     },
   };

@@ -37,12 +37,37 @@ const DIGITS = /^\d+$/;
  * kept in a partition (`<prefix>.partition.<n>.<id>`).
  */
 export function publishedSubject(subject: string, subjects: DecodeSubjects): string {
-  const { partitioned } = subjects;
-  if (partitioned === undefined || !subject.startsWith(partitioned.kept)) return subject;
-  const rest = subject.slice(partitioned.kept.length);
-  const dot = rest.indexOf('.');
-  if (dot <= 0 || !DIGITS.test(rest.slice(0, dot))) return subject;
-  return partitioned.published + rest.slice(dot + 1);
+  const tail = partitionTail(subject, subjects.partitioned);
+  return tail === undefined || subjects.partitioned === undefined
+    ? subject
+    : subjects.partitioned.published + tail;
+}
+
+/** What follows `<kept><n>.` in a subject kept in a partition; undefined for any other subject. */
+function partitionTail(
+  subject: string,
+  partitioned: DecodeSubjects['partitioned'],
+): string | undefined {
+  if (partitioned === undefined || !subject.startsWith(partitioned.kept)) return undefined;
+  const from = partitioned.kept.length;
+  const dot = subject.indexOf('.', from);
+  if (dot <= from || !DIGITS.test(subject.slice(from, dot))) return undefined;
+  return subject.slice(dot + 1);
+}
+
+/**
+ * The call id token of an event's subject, as published (`''` when it is no
+ * event's), read without building the published subject for every event.
+ */
+function idToken(subject: string, subjects: DecodeSubjects): string {
+  const { partitioned, eventPrefixes } = subjects;
+  const tail = partitionTail(subject, partitioned);
+  if (tail !== undefined && partitioned && eventPrefixes.includes(partitioned.published)) {
+    return tail;
+  }
+  const published = tail !== undefined && partitioned ? partitioned.published + tail : subject;
+  const prefix = eventPrefixes.find((p) => published.startsWith(p));
+  return prefix === undefined ? '' : published.slice(prefix.length);
 }
 
 const DECODER = new TextDecoder('utf-8', { fatal: true });
@@ -76,9 +101,7 @@ export function decodeMessage(
       invalid: result.batch.invalid.map((bad) => ({ error: bad.error, part: bad.item })),
     };
   }
-  const subject = publishedSubject(msg.subject, subjects);
-  const prefix = subjects.eventPrefixes.find((p) => subject.startsWith(p));
-  const token = prefix === undefined ? '' : subject.slice(prefix.length);
+  const token = idToken(msg.subject, subjects);
   const subjectId = canonicalCallId(token);
   if (!subjectId.ok) return invalid(`(subject): the call id token ${subjectId.rule}`);
   const parsed = parseEnvelopeText(text);

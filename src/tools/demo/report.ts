@@ -1,3 +1,4 @@
+import type { ScheduleResult } from './schedule.js';
 import { type DemoKind, FINAL_STATES, type FinalState } from './traffic.js';
 
 /** What became of one planned call. */
@@ -31,20 +32,8 @@ export interface ReportInput {
   readonly replicas?: { readonly count: number; readonly killed: string | undefined };
 }
 
-/** What the traffic generator was asked for, and what it achieved. */
-export interface TrafficFigures {
-  /** Calls a second as planned (`--rate`), and as started. */
-  readonly offeredPerSecond: number | undefined;
-  readonly sustainedPerSecond: number | undefined;
-  /** First call placed → last message accepted (ms). */
-  readonly elapsedMs: number;
-  /** How long new calls waited for the service, and how late the latest start was (ms). */
-  readonly heldBackMs: number;
-  readonly maxLateMs: number;
-  /** The service's lag, sampled while calls were placed, and the lag over which new calls wait (ms). */
-  readonly lagSamples: readonly number[];
-  readonly maxLagMs: number;
-}
+/** What the traffic generator was asked for, and what it achieved, and the lag over which new calls wait (ms). */
+export type TrafficFigures = Omit<ScheduleResult, 'started'> & { readonly maxLagMs: number };
 
 export interface Latency {
   readonly count: number;
